@@ -1,0 +1,63 @@
+"""The ``workbench`` command.
+
+One module per subcommand (papermill-style); each is imported only when its
+command runs, so ``workbench count`` never pays for importing syft or torch.
+User errors (:class:`~workbench.errors.WorkbenchError`) become one line on stderr
+and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from workbench import __version__
+from workbench.errors import WorkbenchError
+
+# name -> ("module:attribute" of a click command, one-line help shown by --help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[cmd_name][0].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing help must not import every command (syft and torch take seconds).
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+def cli() -> None:
+    """Crystal Workbench: count crystals on private microscope images, safely."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``workbench`` console script."""
+    try:
+        cli.main(args=argv, prog_name="workbench", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except WorkbenchError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
