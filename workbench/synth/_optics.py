@@ -21,18 +21,20 @@ def illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     """
     height, width = shape
     scale = max(height, width)
-    x = (np.arange(width, dtype=np.float32) - width / 2) / scale
-    y = (np.arange(height, dtype=np.float32) - height / 2) / scale
     centre = rng.uniform(-0.15, 0.15, 2)
-    slope = rng.uniform(0.3, 1.0) * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
-    field = (
-        -rng.uniform(0.5, 1.0) * (((x - centre[0]) ** 2)[None, :] + ((y - centre[1]) ** 2)[:, None])
-        + (slope[0] * x)[None, :]
-        + (slope[1] * y)[:, None]
-    )
-    span = float(field.max() - field.min()) or 1.0
-    relative = (field - field.mean()) * np.float32(rng.uniform(0.10, 0.25) / span)
-    return (rng.uniform(0.75, 0.85) * (1 + relative)).astype(np.float32)
+    x = ((np.arange(width) - width / 2) / scale).astype(np.float32)
+    y = ((np.arange(height) - height / 2) / scale).astype(np.float32)
+    curvature = np.float32(rng.uniform(0.5, 1.0))
+    angle = rng.uniform(0, 2 * np.pi)
+    slope = np.float32(rng.uniform(0.3, 1.0)) * np.array([np.cos(angle), np.sin(angle)], np.float32)
+    # Separable: vignetting and gradient split into a row term plus a column term.
+    across = slope[0] * x - curvature * (x - np.float32(centre[0])) ** 2
+    down = slope[1] * y - curvature * (y - np.float32(centre[1])) ** 2
+    low, high = across.min() + down.min(), across.max() + down.max()
+    mean = across.mean() + down.mean()
+    gain = np.float32(rng.uniform(0.10, 0.25) / max(high - low, 1e-6))
+    level = np.float32(rng.uniform(0.75, 0.85))
+    return level * (1 + gain * ((down - mean)[:, None] + across[None, :]))
 
 
 def channel_gains(rng: np.random.Generator, channels: int) -> np.ndarray:
@@ -43,19 +45,34 @@ def channel_gains(rng: np.random.Generator, channels: int) -> np.ndarray:
     return (gains / (LUMA @ gains)).astype(np.float32)
 
 
-def expose(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
-    """8-bit frame from a noise-free one in [0, 1]: Poisson-Gaussian noise, then quantisation.
+def tinted(frame: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """A gray frame as the camera's channels: itself, or RGB with per-channel `gains`."""
+    if gains.size == 1:
+        return frame
+    return cv2.merge([frame * gain for gain in gains])
+
+
+def expose(rng: np.random.Generator, frame: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """8-bit image of a noise-free gray `frame` in [0, 1]: tint, Poisson-Gaussian noise, rounding.
 
     Shot noise comes from a full well of 5-12 ke- at full scale (about 2-3 DN at the
     background, as on a real 8-bit camera), read noise is 1-2 DN; every channel draws
     its own noise. At thousands of electrons Poisson is Gaussian to within rounding.
+    One channel at a time, so a 12 MP RGB frame needs no 3-channel float buffers.
     """
     full_well = rng.uniform(5000.0, 12000.0)
     read_noise = rng.uniform(1.0, 2.0)
-    variance = clean * np.float32(FULL_SCALE**2 / full_well) + np.float32(read_noise**2)
-    noise = rng.standard_normal(clean.shape, dtype=np.float32)
-    counts = clean * np.float32(FULL_SCALE) + noise * np.sqrt(variance)
-    return np.clip(np.rint(counts), 0, FULL_SCALE).astype(np.uint8)
+    noise = np.empty(frame.shape, np.float32)
+    channels = []
+    for gain in gains:
+        level = cv2.multiply(frame, float(gain))
+        # OpenCV's arithmetic is faster than numpy's here, and its conversion to 8 bits
+        # rounds and saturates in one go.
+        variance = cv2.addWeighted(level, FULL_SCALE**2 / full_well, level, 0.0, read_noise**2)
+        rng.standard_normal(dtype=np.float32, out=noise)
+        cv2.multiply(noise, cv2.sqrt(variance), dst=noise)
+        channels.append(cv2.addWeighted(level, FULL_SCALE, noise, 1.0, 0.0, dtype=cv2.CV_8U))
+    return channels[0] if len(channels) == 1 else cv2.merge(channels)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:

@@ -30,16 +30,21 @@ class Crystal:
         return Crystal(self.shape, self.vertices + offset)
 
 
+def _following(vertices: np.ndarray) -> np.ndarray:
+    """Each vertex's successor around the polygon (np.roll, without its overhead)."""
+    return np.concatenate([vertices[1:], vertices[:1]])
+
+
 def polygon_area(vertices: np.ndarray) -> float:
     """Area of a simple polygon (shoelace formula)."""
     x, y = vertices[:, 0], vertices[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return 0.5 * abs(float(np.dot(x, _following(y)) - np.dot(y, _following(x))))
 
 
 def polygon_centroid(vertices: np.ndarray) -> np.ndarray:
     """Area centroid ``(x, y)`` of a simple polygon."""
     x, y = vertices[:, 0], vertices[:, 1]
-    x1, y1 = np.roll(x, -1), np.roll(y, -1)
+    x1, y1 = _following(x), _following(y)
     cross = x * y1 - x1 * y
     area = cross.sum() / 2.0
     return np.array([((x + x1) * cross).sum(), ((y + y1) * cross).sum()]) / (6.0 * area)
@@ -95,11 +100,11 @@ def draw_crystal(rng: np.random.Generator, pixel_size_um: float) -> Crystal:
 
 def edge_planes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit outward normals ``n`` and offsets ``c``: inside iff ``n @ p - c <= 0`` for all edges."""
-    edges = np.roll(vertices, -1, axis=0) - vertices
+    edges = _following(vertices) - vertices
     normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     offsets = np.einsum("ij,ij->i", normals, vertices)
-    inward = normals @ polygon_centroid(vertices) - offsets > 0
+    inward = normals @ vertices.mean(axis=0) - offsets > 0  # the mean is inside a convex polygon
     normals[inward] *= -1
     offsets[inward] *= -1
     return normals, offsets
@@ -123,23 +128,36 @@ def contains(vertices: np.ndarray, point: np.ndarray) -> bool:
     return bool(np.all(normals @ point - offsets <= 0))
 
 
-def overlap_area(a: np.ndarray, b: np.ndarray) -> float:
-    """Area shared by two convex polygons (Sutherland-Hodgman clipping)."""
-    clipped = a
-    for n, c in zip(*edge_planes(b), strict=True):
-        if len(clipped) == 0:
-            return 0.0
-        side = clipped @ n - c
+def clipped_area(polygon: np.ndarray, planes: tuple[np.ndarray, np.ndarray]) -> float:
+    """Area of `polygon` inside the convex polygon given by its :func:`edge_planes`.
+
+    Sutherland-Hodgman clipping in plain floats: polygons have a handful of vertices,
+    where numpy's per-call overhead would dominate.
+    """
+    points = polygon.tolist()
+    for (nx, ny), c in zip(planes[0].tolist(), planes[1].tolist(), strict=True):
+        sides = [nx * x + ny * y - c for x, y in points]
         kept = []
-        for i in range(len(clipped)):
-            j = (i + 1) % len(clipped)
-            if side[i] <= 0:
-                kept.append(clipped[i])
-            if (side[i] <= 0) != (side[j] <= 0):
-                t = side[i] / (side[i] - side[j])
-                kept.append(clipped[i] + t * (clipped[j] - clipped[i]))
-        clipped = np.array(kept)
-    return polygon_area(clipped) if len(clipped) >= 3 else 0.0
+        for i, (p, side) in enumerate(zip(points, sides, strict=True)):
+            q, next_side = points[i - len(points) + 1], sides[i - len(points) + 1]
+            if side <= 0:
+                kept.append(p)
+            if (side <= 0) != (next_side <= 0):
+                f = side / (side - next_side)
+                kept.append((p[0] + f * (q[0] - p[0]), p[1] + f * (q[1] - p[1])))
+        points = kept
+        if len(points) < 3:
+            return 0.0
+    twice = sum(
+        x0 * y1 - x1 * y0
+        for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True)
+    )
+    return abs(twice) / 2
+
+
+def overlap_area(a: np.ndarray, b: np.ndarray) -> float:
+    """Area shared by two convex polygons."""
+    return clipped_area(a, edge_planes(b))
 
 
 def union_area_centroid(

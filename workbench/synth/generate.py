@@ -7,12 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
 from workbench.synth import _imperfections
-from workbench.synth._optics import channel_gains, expose, illumination, jpeg_roundtrip
+from workbench.synth._optics import (
+    channel_gains,
+    expose,
+    illumination,
+    jpeg_roundtrip,
+    tinted,
+)
 from workbench.synth._placement import draw_particles, place_particles
 from workbench.synth._render import crystal_patch, draw_look, stamp
 from workbench.synth._shapes import Crystal, polygon_area, polygon_centroid, union_area_centroid
@@ -184,9 +191,10 @@ def synthesize(
 
     gains = channel_gains(rng, profile.channels)
     light = illumination(rng, (height, width))
-    clean = _expose_clean(light, np.exp(log_t), gains)
+    clean = tinted(cv2.multiply(light, cv2.exp(log_t)), gains)
+    np.minimum(clean, 1.0, out=clean)  # bright halos may saturate; nothing goes below 0
     placed = _imperfections.scatter(rng, counts, log_t, labels, protected, next_id - 1, next_id, ps)
-    image = expose(rng, _expose_clean(light, np.exp(log_t), gains) if placed else clean)
+    image = expose(rng, cv2.multiply(light, cv2.exp(log_t)), gains)
     if jpeg_quality is not None:
         image = jpeg_roundtrip(image, jpeg_quality)
     for offset, item in enumerate(placed):
@@ -239,11 +247,3 @@ def _crystal_record(
         "in_focus": in_focus,
         "agglomerate": agglomerate,
     }
-
-
-def _expose_clean(light: np.ndarray, transmission: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Noise-free frame in [0, 1]: gray ``(H, W)`` or RGB ``(H, W, 3)``."""
-    frame = light * transmission
-    if gains.size > 1:
-        frame = frame[:, :, None] * gains
-    return np.clip(frame, 0.0, 1.0, out=frame)
