@@ -18,6 +18,7 @@ from workbench.errors import WorkbenchError
 
 # name -> ("module:attribute" of a click command, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "report": ("workbench.cli.report:report", "Run a QC report notebook and publish it as HTML."),
     "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),
 }
 
