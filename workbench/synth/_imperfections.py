@@ -105,7 +105,7 @@ def _debris(rng: np.random.Generator, centre: np.ndarray, px: float) -> Imperfec
 
 
 def _fibre(rng: np.random.Generator, centre: np.ndarray, px: float) -> Imperfection:
-    """Long thin curved dark strand."""
+    """Long thin curved strand: a glass-like cylinder, dark at its sides, lighter along its axis."""
     length_um, width_um = rng.uniform(200.0, 800.0), rng.uniform(2.0, 6.0)
     steps = 60
     heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, rng.uniform(0.02, 0.08), steps))
@@ -115,16 +115,27 @@ def _fibre(rng: np.random.Generator, centre: np.ndarray, px: float) -> Imperfect
     path += centre - path.mean(axis=0)
     width_px = width_um * px
     xs, ys = box_grid(path.min(axis=0), path.max(axis=0), width_px + 4)
-    thickness = max(1, round(width_px))
-    cover, footprint = _cover_patch(
-        xs,
-        ys,
-        lambda c, o: cv2.polylines(c, [_fixed(path, o)], False, 255, thickness, cv2.LINE_AA, 4),
-        0.5,
-    )
+    # Darkness varies slowly along the strand (it twists, and leaves the focal plane).
+    strength = 0.85 + 0.15 * np.sin(rng.uniform(0, 2 * np.pi) + np.linspace(0, 6, steps))
+
+    def strand(thickness: int, shade: np.ndarray):
+        def draw(canvas: np.ndarray, origin: np.ndarray) -> None:
+            points = [tuple(p) for p in _fixed(path, origin)]
+            for k in range(steps - 1):
+                value = int(255 * shade[k])
+                cv2.line(canvas, points[k], points[k + 1], value, thickness, cv2.LINE_AA, 4)
+
+        return draw
+
+    blur = rng.uniform(0.3, 0.8)
+    cover, footprint = _cover_patch(xs, ys, strand(max(1, round(width_px)), strength), blur)
     # Sub-pixel strands: thinner than one pixel, so fainter.
-    depth = rng.uniform(0.35, 0.75) * min(1.0, width_px)
-    patch = Patch(int(ys[0]), int(xs[0]), np.log1p(-depth * cover).astype(np.float32), footprint)
+    depth = rng.uniform(0.3, 0.65) * min(1.0, width_px)
+    log_t = np.log1p(-depth * cover)
+    if width_px >= 3:  # resolved: the axis acts as a lens and lets light through
+        core, _ = _cover_patch(xs, ys, strand(max(1, round(width_px / 3)), strength), blur)
+        log_t += np.log1p(0.6 * depth * core)
+    patch = Patch(int(ys[0]), int(xs[0]), log_t.astype(np.float32), footprint)
     diameter_um = np.sqrt(4 * length_um * width_um / np.pi)
     return Imperfection("fibre", path.mean(axis=0), float(diameter_um), patch)
 

@@ -41,7 +41,7 @@ def channel_gains(rng: np.random.Generator, channels: int) -> np.ndarray:
     """Per-channel gains: 1 for gray; a slight warm (halogen) tint for RGB, luma kept at 1."""
     if channels == 1:
         return np.ones(1, np.float32)
-    gains = np.array([1 + rng.uniform(0.02, 0.06), 1.0, 1 - rng.uniform(0.08, 0.15)])
+    gains = np.array([1 + rng.uniform(0.01, 0.03), 1.0, 1 - rng.uniform(0.03, 0.07)])
     return (gains / (LUMA @ gains)).astype(np.float32)
 
 

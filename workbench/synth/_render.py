@@ -33,10 +33,13 @@ class CrystalLook:
     interior: float  # relative brightness change of the body
     tilt: tuple[float, float]  # linear brightness change across the body, per radius
     rim_depth: float
+    edge_contrast: tuple[float, ...]  # per edge: each facet bends light its own way
     rim_sigma: float
     halo_gain: float
     halo_offset: float  # negative: bright line inside the rim
     halo_sigma: float
+    band_depth: float  # a thick crystal bends light away near its edges: a soft dark band
+    band_width: float
     facets: tuple[tuple[float, float, float, float], ...]  # segments x0, y0, x1, y1
     facet_depth: float
     blur_sigma: float  # 0 for a crystal in focus
@@ -72,14 +75,17 @@ def draw_look(
         interior=-magnitude if rng.random() < 0.65 else magnitude,
         tilt=tuple(rng.uniform(-0.03, 0.03, 2)),
         rim_depth=rng.uniform(0.35, 0.65),
+        edge_contrast=tuple(rng.uniform(0.55, 1.15, len(vertices))),
         rim_sigma=rim_sigma,
         halo_gain=rng.uniform(0.06, 0.18),
         halo_offset=side * (2.2 * np.hypot(rim_sigma, 0.3) + 0.5 * px),
         halo_sigma=halo_sigma,
+        band_depth=rng.uniform(0.0, 0.12),
+        band_width=rng.uniform(0.05, 0.15) * np.sqrt(polygon_area(vertices) / np.pi),
         facets=tuple(facets),
         facet_depth=rng.uniform(0.03, 0.10),
-        blur_sigma=0.0 if in_focus else rng.uniform(3.0, 8.0) * px,
-        contrast=1.0 if in_focus else rng.uniform(0.6, 0.9),
+        blur_sigma=0.0 if in_focus else rng.uniform(1.5, 4.0) * px,
+        contrast=1.0 if in_focus else rng.uniform(0.75, 0.95),
     )
 
 
@@ -110,7 +116,8 @@ def box_grid(low: np.ndarray, high: np.ndarray, margin: float) -> tuple[np.ndarr
 def crystal_patch(vertices: np.ndarray, look: CrystalLook) -> Patch:
     """Log-transmission and footprint of one crystal over its bounding box."""
     xs, ys = box_grid(vertices.min(axis=0), vertices.max(axis=0), look.reach)
-    distance = signed_distance(vertices, xs, ys)
+    distance, nearest = signed_distance(vertices, xs, ys)
+    edge_gain = np.asarray(look.edge_contrast, np.float32)[nearest]
     cover = np.clip(0.5 - distance, 0.0, 1.0)  # anti-aliased body
     centre = polygon_centroid(vertices)
     radius = np.sqrt(polygon_area(vertices) / np.pi)
@@ -120,11 +127,16 @@ def crystal_patch(vertices: np.ndarray, look: CrystalLook) -> Patch:
         + look.tilt[1] * ((ys - centre[1]) / radius)[:, None]
     )
     log_t = cover * np.log1p(body)
-    log_t += np.log1p(-look.rim_depth * line_profile(distance, look.rim_sigma))
-    log_t += np.log1p(look.halo_gain * line_profile(distance - look.halo_offset, look.halo_sigma))
+    log_t += np.log1p(-look.rim_depth * edge_gain * line_profile(distance, look.rim_sigma))
+    halo = line_profile(distance - look.halo_offset, look.halo_sigma)
+    log_t += np.log1p(look.halo_gain * edge_gain * halo)
+    # The band starts beyond the rim and its bright line and fades towards the middle.
+    start = abs(look.halo_offset) + 2 * look.halo_sigma
+    band = np.exp(np.minimum(distance + start, 0.0) / look.band_width)
+    log_t += cover * np.log1p(-look.band_depth * band)
     for segment in look.facets:
-        facet = line_profile(segment_distance(xs, ys, segment), 0.8 * look.rim_sigma)
-        log_t += cover * np.log1p(-look.facet_depth * facet)
+        line = line_profile(segment_distance(xs, ys, segment), 0.8 * look.rim_sigma)
+        log_t += cover * np.log1p(-look.facet_depth * line)
     log_t = log_t.astype(np.float32)
     if look.blur_sigma > 0:
         log_t = cv2.GaussianBlur(log_t, (0, 0), look.blur_sigma) * np.float32(look.contrast)

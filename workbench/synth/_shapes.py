@@ -110,16 +110,22 @@ def edge_planes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return normals, offsets
 
 
-def signed_distance(vertices: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def signed_distance(
+    vertices: np.ndarray, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Signed distance (px, negative inside) to a convex polygon on the grid ``ys x xs``.
 
     Exact inside and along the edges; corners come out sharp outside, as on a crystal.
+    Also returns, per pixel, the index of the edge (vertex ``i`` to ``i + 1``) that sets it.
     """
     normals, offsets = edge_planes(vertices)
     distance = np.full((ys.size, xs.size), -np.inf, dtype=np.float32)
-    for (nx, ny), c in zip(normals, offsets, strict=True):
-        np.maximum(distance, (nx * xs)[None, :] + (ny * ys - c)[:, None], out=distance)
-    return distance
+    nearest = np.zeros((ys.size, xs.size), np.intp)
+    for i, ((nx, ny), c) in enumerate(zip(normals, offsets, strict=True)):
+        plane = (nx * xs)[None, :] + (ny * ys - c)[:, None]
+        nearest[plane > distance] = i
+        np.maximum(distance, plane, out=distance)
+    return distance, nearest
 
 
 def contains(vertices: np.ndarray, point: np.ndarray) -> bool:
