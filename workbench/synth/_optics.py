@@ -13,6 +13,9 @@ LUMA = np.array([0.299, 0.587, 0.114])
 def illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Brightfield background: vignetting plus a linear gradient, 10-25 % peak to peak.
 
+    A faint (about 1 %) blotchy texture on top stands for dirt on the condenser, far out
+    of focus: it is part of the light, so flat-field correction should remove it.
+
     Examples
     --------
     >>> field = illumination(np.random.default_rng(0), (64, 80))
@@ -34,7 +37,9 @@ def illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     mean = across.mean() + down.mean()
     gain = np.float32(rng.uniform(0.10, 0.25) / max(high - low, 1e-6))
     level = np.float32(rng.uniform(0.75, 0.85))
-    return level * (1 + gain * ((down - mean)[:, None] + across[None, :]))
+    blotches = rng.normal(0.0, rng.uniform(0.004, 0.01), (6, 8)).astype(np.float32)
+    blotches = cv2.resize(blotches, (width, height), interpolation=cv2.INTER_CUBIC)
+    return level * (1 + gain * ((down - mean)[:, None] + across[None, :]) + blotches)
 
 
 def channel_gains(rng: np.random.Generator, channels: int) -> np.ndarray:

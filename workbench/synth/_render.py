@@ -84,7 +84,7 @@ def draw_look(
         band_width=rng.uniform(0.05, 0.15) * np.sqrt(polygon_area(vertices) / np.pi),
         facets=tuple(facets),
         facet_depth=rng.uniform(0.03, 0.10),
-        blur_sigma=0.0 if in_focus else rng.uniform(1.5, 4.0) * px,
+        blur_sigma=0.0 if in_focus else rng.uniform(1.0, 3.0) * px,
         contrast=1.0 if in_focus else rng.uniform(0.75, 0.95),
     )
 
