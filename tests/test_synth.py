@@ -197,6 +197,7 @@ def test_jpeg_changes_pixels_but_not_truth():
         {"pixel_size_um": 0.0},
         {"shape": (8, 8)},
         {"imperfections": {"ghost": 1}},
+        {"imperfections": {"bubble": -1}},
     ],
 )
 def test_bad_arguments_raise_workbench_error(kwargs):

@@ -196,7 +196,11 @@ def draw_counts(
             raise WorkbenchError(
                 f"unknown imperfection kind {unknown[0]!r}: choose from {', '.join(KINDS)}"
             )
-        return {kind: int(imperfections.get(kind, 0)) for kind in KINDS}
+        counts = {kind: imperfections.get(kind, 0) for kind in KINDS}
+        for kind, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+                raise WorkbenchError(f"{kind} count {count!r}: must be a non-negative integer")
+        return {kind: int(count) for kind, count in counts.items()}
     if not imperfections:
         return dict.fromkeys(KINDS, 0)
     return {kind: int(rng.poisson(rate * field_area_mm2)) for kind, rate in RATES_PER_MM2.items()}
