@@ -97,8 +97,11 @@ def test_crystals_do_not_touch_unless_agglomerated(legacy):
     """Distinct particles keep a gap: their dilated label regions never meet."""
     import cv2
 
-    owner = {o["id"]: o.get("agglomerate") or o["id"] for o in legacy.truth["objects"]}
-    particle = np.vectorize(lambda i: owner.get(i, 0))(legacy.labels)
+    owner = np.zeros(legacy.labels.max() + 1, np.int32)  # label id -> particle id
+    for o in legacy.truth["objects"]:
+        if o["id"] < owner.size:
+            owner[o["id"]] = o.get("agglomerate") or o["id"]
+    particle = owner[legacy.labels]
     grown = cv2.dilate(particle.astype(np.float32), np.ones((3, 3), np.uint8))
     touching = (particle > 0) & (grown != particle)
     assert not np.any(touching)
