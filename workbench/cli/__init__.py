@@ -18,6 +18,10 @@ from workbench.errors import WorkbenchError
 
 # name -> ("module:attribute" of a click command, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "datasite": (
+        "workbench.cli.datasite:datasite",
+        "Run a factory datasite (up, down, status), upload images, add researchers.",
+    ),
     "report": ("workbench.cli.report:report", "Run a QC report notebook and publish it as HTML."),
     "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),
 }

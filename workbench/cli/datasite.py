@@ -1,0 +1,139 @@
+"""``workbench datasite``: run a factory datasite and manage its data and accounts.
+
+Every subcommand takes the factory's TOML file (``datasites/factory-a.toml``).
+syft is imported only by the subcommands that talk to a running datasite.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from workbench.errors import WorkbenchError
+
+
+def _config(path: str):
+    from workbench.remote.config import load_config
+
+    return load_config(path)
+
+
+def _running_admin(config):
+    from workbench.remote.admin import admin_login
+    from workbench.remote.launch import datasite_pid
+
+    if datasite_pid(config) is None:
+        raise WorkbenchError(
+            f"datasite {config.name} is down (port {config.port}); "
+            f"start it with: workbench datasite up {config.path}"
+        )
+    return admin_login(config)
+
+
+@click.group(help="Start, stop and inspect a factory datasite; upload images; add researchers.")
+def datasite() -> None:
+    """The ``workbench datasite`` group."""
+
+
+@datasite.command(help="Start the datasite of CONFIG in the background; return once it answers.")
+@click.argument("config")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for it.")
+def up(config: str, timeout: float) -> None:
+    from workbench.remote.launch import datasite_pid, start_datasite
+
+    site = _config(config)
+    running = datasite_pid(site)
+    if running is not None:
+        click.echo(f"{site.name} is already up on {site.url} (pid {running})")
+        return
+    pid = start_datasite(site, timeout=timeout)
+    click.echo(f"{site.name} is up on {site.url} (pid {pid}, state in {site.state_dir})")
+
+
+@datasite.command(help="Stop the datasite of CONFIG and every process it started.")
+@click.argument("config")
+def down(config: str) -> None:
+    from workbench.remote.launch import stop_datasite
+
+    site = _config(config)
+    if stop_datasite(site):
+        click.echo(f"{site.name} stopped")
+    else:
+        click.echo(f"{site.name} was not running")
+
+
+@datasite.command(help="Print up/down, port, datasets and pending requests of CONFIG.")
+@click.argument("config")
+def status(config: str) -> None:
+    from workbench.remote.admin import datasite_summary
+    from workbench.remote.launch import datasite_pid
+
+    site = _config(config)
+    summary = datasite_summary(_running_admin(site))
+    click.echo(f"{site.name}: up on {site.url} (pid {datasite_pid(site)})")
+    click.echo(f"  datasets: {', '.join(summary['datasets']) or '(none)'}")
+    click.echo(f"  accounts: {summary['users']}")
+    click.echo(f"  pending requests: {summary['pending_requests']}")
+
+
+@datasite.command(help="Upload the images in FOLDER to CONFIG's datasite as dataset NAME.")
+@click.argument("config")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--name", "name", required=True, help="Dataset name.")
+@click.option("--camera", default=None, help="Camera profile [default: the factory's].")
+@click.option("--pixel-size-um", type=float, default=None, help="Override the pixel size.")
+@click.option("--skip-bad", is_flag=True, help="Leave unreadable files out instead of refusing.")
+def upload(
+    config: str,
+    folder: Path,
+    name: str,
+    camera: str | None,
+    pixel_size_um: float | None,
+    skip_bad: bool,
+) -> None:
+    from workbench.remote.upload import upload_folder
+
+    site = _config(config)
+    summary = upload_folder(
+        _running_admin(site),
+        folder,
+        name,
+        camera or site.camera,
+        pixel_size_um,
+        skip_bad=skip_bad,
+    )
+    for skipped in summary.skipped:
+        click.echo(f"skipped {skipped}", err=True)
+    click.echo(
+        f"{summary.dataset}: {summary.images} images ({summary.megabytes:.1f} MB) in "
+        f"{summary.assets} asset(s) uploaded to {site.name} in {summary.seconds:.1f} s"
+    )
+
+
+@datasite.command("add-researcher", help="Create a researcher account on CONFIG's datasite.")
+@click.argument("config")
+@click.option("--email", required=True, help="The researcher's e-mail (login).")
+@click.option("--name", "name", required=True, help="Display name.")
+@click.option("--institution", default="", help="Shown to the admin with each request.")
+@click.option(
+    "--password-env",
+    default=None,
+    help="Take the password from this environment variable [default: generate one].",
+)
+def add_researcher(
+    config: str, email: str, name: str, institution: str, password_env: str | None
+) -> None:
+    from workbench.remote.admin import add_researcher as create
+
+    site = _config(config)
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise WorkbenchError(f"environment variable {password_env} is not set")
+    created = create(_running_admin(site), email, name, password, institution)
+    click.echo(f"researcher {email} added to {site.name}")
+    if password is None:
+        click.echo(f"password (shown once): {created}")

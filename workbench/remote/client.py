@@ -1,0 +1,348 @@
+"""Researcher side: one function, many factories, aggregates back.
+
+A researcher logs in to every factory datasite of a registry (datasite config files,
+or URLs), browses datasets and mock images, submits one function to all factories
+(one code request per datasite), follows the requests, starts the approved runs as
+jobs and collects one row of aggregates per factory.
+
+Examples
+--------
+>>> from workbench.remote import client, counting
+>>> factories = client.login(["datasites/factory-a.toml", "datasites/factory-b.toml"],
+...                          "ana@uni.example", "her password")  # doctest: +SKIP
+>>> client.datasets_table(factories)  # doctest: +SKIP
+>>> client.submit(factories, counting.count_crystals, "line-3")  # doctest: +SKIP
+>>> client.start_runs(factories, "count_crystals")  # after the admins approved  # doctest: +SKIP
+>>> client.wait_for_results(factories, "count_crystals", timeout=600)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.errors import WorkbenchError
+from workbench.remote._syft_calls import quiet, reason, status_name
+from workbench.remote.config import DatasiteConfig, load_config
+
+Clients = dict[str, Any]  # factory name -> logged-in syft DatasiteClient
+_FAILED = ("errored", "interrupted")
+
+
+def datasite_url(site: DatasiteConfig | str | Path) -> str:
+    """URL of a registry entry: a config, a config file path, or a URL.
+
+    Examples
+    --------
+    >>> datasite_url("http://127.0.0.1:8081")
+    'http://127.0.0.1:8081'
+    """
+    if isinstance(site, DatasiteConfig):
+        return site.url
+    text = str(site)
+    if text.startswith(("http://", "https://")):
+        return text.rstrip("/")
+    return load_config(text).url
+
+
+def login(
+    sites: Iterable[DatasiteConfig | str | Path],
+    email: str,
+    password: str | Mapping[str, str],
+) -> Clients:
+    """Log in to every datasite of `sites`; return ``{factory name: client}``.
+
+    Parameters
+    ----------
+    sites : iterable
+        Datasite configs, config file paths or URLs.
+    email : str
+        The researcher's account (created by each factory's admin).
+    password : str or mapping
+        One password for all, or ``{url or factory name: password}``.
+
+    Raises
+    ------
+    WorkbenchError
+        If a datasite does not answer or refuses the e-mail and password.
+    """
+    import syft as sy
+
+    clients: Clients = {}
+    for site in sites:
+        url = datasite_url(site)
+        name = site.name if isinstance(site, DatasiteConfig) else url
+        secret = password if isinstance(password, str) else password.get(name, password.get(url))
+        if secret is None:
+            raise WorkbenchError(f"no password given for datasite {name}")
+        try:
+            with quiet():
+                client = sy.login(url=url, email=email, password=secret)
+        except Exception as error:  # syft and requests raise several types here
+            raise WorkbenchError(f"login to {url} as {email} failed: {reason(error)}") from None
+        clients[client.name] = client
+    return clients
+
+
+def datasets_table(clients: Clients) -> pd.DataFrame:
+    """One row per dataset on every datasite: factory, dataset, assets, description."""
+    rows = []
+    for factory, client in clients.items():
+        for dataset in client.datasets.get_all():
+            rows.append(
+                {
+                    "factory": factory,
+                    "dataset": dataset.name,
+                    "assets": len(dataset.asset_list),
+                    "description": _text(dataset.description),
+                }
+            )
+    return pd.DataFrame(rows, columns=["factory", "dataset", "assets", "description"])
+
+
+def mock_images(clients: Clients, dataset: str) -> dict[str, list]:
+    """The mock images of `dataset` on every datasite that has it: ``{factory: [arrays]}``."""
+    found = {}
+    for factory, client in clients.items():
+        assets = _dataset_assets(client, dataset, required=False)
+        if assets:
+            found[factory] = [image for asset in assets for image in asset.mock["images"]]
+    if not found:
+        raise WorkbenchError(f"no datasite has a dataset called {dataset!r}")
+    return found
+
+
+def submit(clients: Clients, function: Callable, dataset: str) -> dict[str, Any]:
+    """Submit `function` on `dataset` to every datasite: one code request each.
+
+    `function` takes one image batch dict (and optionally ``datasite`` for progress),
+    like :func:`workbench.remote.counting.count_crystals`; on a dataset stored in
+    several batches it gets them merged. Each request asks for one run
+    (``SingleExecutionExactOutput``).
+
+    Returns
+    -------
+    dict
+        ``{factory: syft Request}``.
+
+    Raises
+    ------
+    WorkbenchError
+        If a datasite lacks the dataset or refuses the request.
+    """
+    import syft as sy
+
+    from workbench.remote._entry_function import entry_function
+
+    requests = {}
+    for factory, client in clients.items():
+        assets = _dataset_assets(client, dataset, required=True)
+        inputs = {_param(index): asset for index, asset in enumerate(assets)}
+        entry = entry_function(function, list(inputs))
+        try:
+            with quiet():
+                syft_function = sy.syft_function(
+                    input_policy=sy.MixedInputPolicy(client=client, **inputs),
+                    output_policy=sy.SingleExecutionExactOutput(),
+                )(entry)
+                requests[factory] = client.code.request_code_execution(syft_function)
+        except Exception as error:
+            raise WorkbenchError(
+                f"{factory} refused the code request for {function.__name__}: {reason(error)}"
+            ) from None
+    return requests
+
+
+def status_table(clients: Clients, function_name: str) -> pd.DataFrame:
+    """Request and job status of `function_name` on every datasite.
+
+    Columns: ``factory``, ``request`` (pending / approved / rejected / not submitted),
+    ``reason`` (why it was denied), ``job`` (status of the latest run) and
+    ``progress`` (``done/total``).
+    """
+    rows = []
+    for factory, client in clients.items():
+        code = _latest_code(client, function_name)
+        row = {
+            "factory": factory,
+            "request": "not submitted",
+            "reason": "",
+            "job": "",
+            "progress": "",
+        }
+        if code is not None:
+            request = _request_for(client, code)
+            row["request"] = status_name(request.status) if request else "unknown"
+            if request is not None and row["request"] == "rejected":
+                row["reason"] = _text(request.deny_reason)
+            job = _latest_job(client, code)
+            if job is not None:
+                row["job"] = status_name(job.status)
+                if job.n_iters:
+                    row["progress"] = f"{job.current_iter or 0}/{job.n_iters}"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["factory", "request", "reason", "job", "progress"])
+
+
+def start_runs(clients: Clients, function_name: str) -> dict[str, Any]:
+    """Start `function_name` as a job on every datasite that approved it.
+
+    Datasites where the request is pending or denied are left out (see
+    :func:`status_table`), and so are those where it is running or has run; a run
+    that failed (for instance refused by the output rule) is started again.
+
+    Returns
+    -------
+    dict
+        ``{factory: syft Job}`` for the runs started.
+    """
+    jobs = {}
+    for factory, client in clients.items():
+        code = _latest_code(client, function_name)
+        request = _request_for(client, code) if code is not None else None
+        if request is None or status_name(request.status) != "approved":
+            continue
+        previous = _latest_job(client, code)
+        if previous is not None and status_name(previous.status) not in _FAILED:
+            continue
+        inputs = _code_inputs(client, code)
+        try:
+            with quiet():
+                jobs[factory] = getattr(client.code, code.service_func_name)(
+                    **inputs, blocking=False
+                )
+        except Exception as error:
+            raise WorkbenchError(
+                f"{factory} refused to run {function_name}: {reason(error)}"
+            ) from None
+    return jobs
+
+
+def wait_for_results(
+    clients: Clients,
+    function_name: str,
+    timeout: float = 600.0,
+    poll_seconds: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> pd.DataFrame:
+    """Wait until every started run of `function_name` has finished, then :func:`collect`.
+
+    Raises
+    ------
+    WorkbenchError
+        If a run is still going after `timeout` seconds (the message names the factories).
+    """
+    deadline = clock() + timeout
+    while True:
+        running = [
+            factory
+            for factory, client in clients.items()
+            if _run_in_progress(client, function_name)
+        ]
+        if not running:
+            return collect(clients, function_name)
+        if clock() > deadline:
+            raise WorkbenchError(
+                f"{function_name} still running after {timeout:.0f} s on {', '.join(running)}"
+            )
+        time.sleep(poll_seconds)
+
+
+def collect(clients: Clients, function_name: str) -> pd.DataFrame:
+    """One row per factory: ``factory`` and the result's fields, or ``error``.
+
+    A result that is a dict is spread over columns; anything else lands in ``result``.
+    Factories without a finished run get their request status in ``error``.
+    """
+    rows = []
+    for factory, client in clients.items():
+        row: dict[str, Any] = {"factory": factory}
+        code = _latest_code(client, function_name)
+        job = _latest_job(client, code) if code is not None else None
+        if job is None:
+            status = status_table({factory: client}, function_name).iloc[0]
+            row["error"] = f"no result: request {status['request']} {status['reason']}".strip()
+        else:
+            value = _job_value(job)
+            if isinstance(value, Exception):
+                row["error"] = reason(value)
+            elif isinstance(value, dict):
+                row.update(value)
+            else:
+                row["result"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- helpers -------------------------------------------------------------------------
+def _param(index: int) -> str:
+    return f"images_{index:03d}"
+
+
+def _dataset_assets(client: Any, dataset: str, *, required: bool) -> list:
+    for candidate in client.datasets.get_all():
+        if candidate.name == dataset:
+            return list(candidate.asset_list)
+    if required:
+        raise WorkbenchError(f"datasite {client.name} has no dataset called {dataset!r}")
+    return []
+
+
+def _latest_code(client: Any, function_name: str) -> Any | None:
+    codes = [code for code in client.code.get_all() if code.service_func_name == function_name]
+    return max(codes, key=lambda code: str(code.submit_time), default=None)
+
+
+def _request_for(client: Any, code: Any) -> Any | None:
+    for request in client.requests:
+        if request.code_id == code.id:
+            return request
+    return None
+
+
+def _latest_job(client: Any, code: Any) -> Any | None:
+    jobs = client.api.services.job.get_by_user_code_id(code.id)
+    return max(jobs, key=lambda job: str(job.creation_time), default=None)
+
+
+def _run_in_progress(client: Any, function_name: str) -> bool:
+    code = _latest_code(client, function_name)
+    job = _latest_job(client, code) if code is not None else None
+    return job is not None and not job.resolved
+
+
+def _code_inputs(client: Any, code: Any) -> dict:
+    """The code's input parameters mapped to this datasite's asset objects."""
+    assets = {
+        asset.action_id: asset
+        for dataset in client.datasets.get_all()
+        for asset in dataset.asset_list
+    }
+    inputs = {}
+    for per_server in code.input_policy_init_kwargs.values():
+        for param, rule in per_server.items():
+            inputs[param] = assets[getattr(rule, "val", rule)]  # MixedInputPolicy: Matches
+    return inputs
+
+
+def _job_value(job: Any) -> Any:
+    """The released value of a finished job, or an Exception saying why there is none."""
+    result = job.result
+    if job.status.name != "COMPLETED" or result is None:
+        message = getattr(result, "message", None) or f"run {status_name(job.status)}"
+        return RuntimeError(message)
+    try:
+        with quiet():
+            value = result.get() if hasattr(result, "get") else result
+    except Exception as error:
+        return error
+    message = getattr(value, "message", None)
+    return RuntimeError(message) if type(value).__name__ == "SyftError" else value
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "text", value) or "")

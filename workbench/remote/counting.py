@@ -1,0 +1,105 @@
+"""Functions researchers submit to factory datasites; they return aggregates only.
+
+Each takes one image batch dict (``images``, ``files``, ``camera``,
+``pixel_size_um``; see :mod:`workbench.remote.upload`) and optionally ``datasite``
+to report progress, and returns numbers and short lists that pass every factory's
+output rule. They import what they need inside the body: syft ships only the
+function's source to the datasite. They run unchanged on a mock batch locally.
+
+Examples
+--------
+>>> from workbench.remote.upload import image_batch
+>>> import numpy as np
+>>> batch = image_batch([np.full((64, 64), 10, np.uint8)], ["a.png"], "legacy", 2.0)
+>>> mean_intensity(batch)
+{'images': 1, 'mean_intensity': 10.0}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def count_crystals(images: dict, datasite: Any = None) -> dict:
+    """Count crystals on every image of a batch; return the factory's aggregates.
+
+    Runs :func:`workbench.imaging.pipeline.analyze` on each image with the batch's
+    camera profile and pixel size. The crystal size distribution pools the primary
+    crystals of all images (an agglomerate of ``k`` crystals of equivalent diameter
+    ``d`` counts as ``k`` crystals of ``d / sqrt(k)``).
+
+    Parameters
+    ----------
+    images : dict
+        An image batch: ``images`` (arrays), ``camera``, ``pixel_size_um``.
+    datasite : optional
+        syft's datasite handle inside a job (``init_progress``/``increment_progress``).
+
+    Returns
+    -------
+    dict
+        ``images``, ``mean_count``, ``total_count``, ``agglomeration_pct`` (primary
+        crystals inside agglomerates, % of all), ``d10_um``, ``d50_um``, ``d90_um``
+        and ``csd_counts`` (primary crystals per 10 µm bin from 0 to 200 µm, the
+        last bin open-ended).
+
+    Examples
+    --------
+    >>> from workbench.remote.upload import mock_batch
+    >>> summary = count_crystals(mock_batch("legacy", shape=(256, 320)))  # doctest: +SKIP
+    >>> sorted(summary)  # doctest: +SKIP
+    ['agglomeration_pct', 'csd_counts', 'd10_um', 'd50_um', 'd90_um', 'images', ...]
+    """
+    import numpy as np
+
+    from workbench.imaging.pipeline import analyze
+
+    frames = images["images"]
+    if datasite is not None:
+        datasite.init_progress(len(frames))
+    counts, primary, grouped = [], [], 0
+    for frame in frames:
+        report = analyze(frame, camera=images["camera"], pixel_size_um=images["pixel_size_um"])
+        counts.append(report.count)
+        for record in report.objects:
+            members = int(record["members"])
+            if members > 0:  # removed imperfections have no members
+                primary += [record["diameter_um"] / np.sqrt(members)] * members
+                grouped += members if members > 1 else 0
+        if datasite is not None:
+            datasite.increment_progress()
+    total = int(sum(counts))
+    d10, d50, d90 = np.percentile(primary, [10, 50, 90]) if primary else (0.0, 0.0, 0.0)
+    histogram, _ = np.histogram(np.clip(primary, 0, 199.9), bins=np.arange(0, 210, 10))
+    return {
+        "images": len(frames),
+        "mean_count": round(float(np.mean(counts)), 2) if counts else 0.0,
+        "total_count": total,
+        "agglomeration_pct": round(100.0 * grouped / total, 2) if total else 0.0,
+        "d10_um": round(float(d10), 2),
+        "d50_um": round(float(d50), 2),
+        "d90_um": round(float(d90), 2),
+        "csd_counts": [int(n) for n in histogram],
+    }
+
+
+def mean_intensity(images: dict, datasite: Any = None) -> dict:
+    """Mean gray level over a batch: a quick function for trials and tests.
+
+    Examples
+    --------
+    >>> from workbench.remote.upload import image_batch
+    >>> mean_intensity(image_batch([[0, 4], [2, 2]], ["a", "b"], "legacy", 2.0))
+    {'images': 2, 'mean_intensity': 2.0}
+    """
+    import numpy as np
+
+    frames = images["images"]
+    if datasite is not None:
+        datasite.init_progress(len(frames))
+    means = []
+    for frame in frames:
+        means.append(float(np.mean(frame)))
+        if datasite is not None:
+            datasite.increment_progress()
+    return {"images": len(frames), "mean_intensity": round(float(np.mean(means)), 3)}

@@ -1,0 +1,326 @@
+"""Start, stop and inspect a factory datasite (one background process per factory).
+
+``start_datasite`` runs ``python -m workbench.remote.launch CONFIG`` in its own
+session, with its output in ``state/datasite.log``, and returns once the datasite
+answers. That process (:func:`serve`) pins the factory's identity and blob folder
+through the environment before importing syft, installs the security wraps, then
+calls ``sy.orchestra.launch`` on loopback, which forks the uvicorn server child.
+``stop_datasite`` signals the whole process group, so the server child and any job
+consumer stop too.
+
+Files in the state folder: ``datasite.pid`` (process-group leader), ``datasite.ready``
+(written once the admin account is checked), ``datasite.log``, ``identity.json``,
+``admin-password`` (unless the password comes from the environment),
+``datasite.sqlite*`` and ``<server uid>/blob/``.
+
+Examples
+--------
+>>> from workbench.remote.config import load_config
+>>> config = load_config("datasites/factory-a.toml")  # doctest: +SKIP
+>>> start_datasite(config)  # doctest: +SKIP
+>>> datasite_pid(config) is not None  # doctest: +SKIP
+True
+>>> stop_datasite(config)  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+from workbench.remote.config import DatasiteConfig, load_config
+from workbench.remote.identity import admin_password, load_or_create_identity
+
+PID_FILE = "datasite.pid"
+READY_FILE = "datasite.ready"
+LOG_FILE = "datasite.log"
+
+
+def start_datasite(
+    config: DatasiteConfig, *, hardening: bool = True, timeout: float = 120.0
+) -> int:
+    """Start the datasite of `config` in the background and wait until it answers.
+
+    Parameters
+    ----------
+    config : DatasiteConfig
+        The factory; ``config.path`` must be its TOML file (the child reads it).
+    hardening : bool
+        Install the security wraps (``_hardening.py``). Only tests that show a gap
+        turn them off.
+    timeout : float
+        Seconds to wait for the datasite to answer.
+
+    Returns
+    -------
+    int
+        Process id of the launcher (leader of the datasite's process group).
+
+    Raises
+    ------
+    WorkbenchError
+        If it is already up, its port is taken, or it does not come up in time
+        (the message quotes the end of its log).
+    """
+    if config.path is None:
+        raise WorkbenchError(f"datasite {config.name}: needs a config file to start from")
+    running = datasite_pid(config)
+    if running is not None:
+        raise WorkbenchError(
+            f"datasite {config.name} is already up (pid {running}, port {config.port})"
+        )
+    _check_port_free(config)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.state_file(READY_FILE).unlink(missing_ok=True)
+    command = [sys.executable, "-m", "workbench.remote.launch", str(config.path)]
+    if not hardening:
+        command.append("--no-hardening")
+    with open(config.state_file(LOG_FILE), "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `down` stops all of it
+        )
+    config.state_file(PID_FILE).write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            config.state_file(PID_FILE).unlink(missing_ok=True)
+            raise WorkbenchError(
+                f"datasite {config.name} stopped while starting: {_log_tail(config)}"
+            )
+        if config.state_file(READY_FILE).exists() and is_answering(config):
+            return process.pid
+        time.sleep(0.2)
+    stop_datasite(config)
+    raise WorkbenchError(
+        f"datasite {config.name} did not answer on port {config.port} within {timeout:.0f} s: "
+        f"{_log_tail(config)}"
+    )
+
+
+def stop_datasite(config: DatasiteConfig, timeout: float = 15.0) -> bool:
+    """Stop the datasite of `config` and every process it started.
+
+    Sends SIGTERM to the process group (the launcher lands the server child), then
+    SIGKILL to whatever is left after `timeout` seconds.
+
+    Returns
+    -------
+    bool
+        True if it was running, False if it was already down.
+    """
+    pid = _recorded_pid(config)
+    config.state_file(READY_FILE).unlink(missing_ok=True)
+    if pid is None or not _group_alive(pid):
+        config.state_file(PID_FILE).unlink(missing_ok=True)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _group_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        while _group_alive(pid) and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
+    config.state_file(PID_FILE).unlink(missing_ok=True)
+    return True
+
+
+def datasite_pid(config: DatasiteConfig) -> int | None:
+    """Process id of the running datasite of `config`, or None when it is down."""
+    pid = _recorded_pid(config)
+    return pid if pid is not None and _alive(pid) else None
+
+
+def is_answering(config: DatasiteConfig, timeout: float = 2.0) -> bool:
+    """True if something answers syft's metadata route on the datasite's port."""
+    try:
+        with urllib.request.urlopen(f"{config.url}/api/v2/metadata", timeout=timeout) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running_datasites(
+    configs: Sequence[DatasiteConfig], *, hardening: bool = True
+) -> Iterator[list[DatasiteConfig]]:
+    """Start every datasite in `configs`; stop them all on leaving, also on errors.
+
+    Examples
+    --------
+    >>> with running_datasites([config_a, config_b]):  # doctest: +SKIP
+    ...     ...
+    """
+    started: list[DatasiteConfig] = []
+    try:
+        for config in configs:
+            start_datasite(config, hardening=hardening)
+            started.append(config)
+        yield started
+    finally:
+        for config in reversed(started):
+            stop_datasite(config)
+
+
+def serve(config: DatasiteConfig, hardening: bool = True) -> None:
+    """Run the datasite of `config` in this process until SIGTERM or SIGINT.
+
+    Called in the background process; use :func:`start_datasite` instead.
+
+    Raises
+    ------
+    WorkbenchError
+        If the admin e-mail is not valid, or the server child dies while starting.
+    """
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(config.admin_email, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise WorkbenchError(f"admin_email {config.admin_email!r}: {error}") from None
+    state = config.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    identity = load_or_create_identity(state)
+    password = admin_password(state, config.password_env)
+    # syft reads these once, when its server module is imported: the pinned identity
+    # (restart trap), the blob folder, and the first admin (never `changethis`).
+    secrets = {
+        "SERVER_PRIVATE_KEY": identity.signing_key_hex,
+        "DEFAULT_ROOT_PASSWORD": password,
+    }
+    os.environ.update(secrets)
+    os.environ.update(
+        SERVER_UID=identity.server_uid_hex,
+        SYFT_TEMP_ROOT=str(state),
+        DEFAULT_ROOT_EMAIL=config.admin_email,
+        DEFAULT_ROOT_USERNAME=config.admin_name,
+    )
+    import multiprocessing
+
+    import syft as sy
+
+    for name in secrets:  # keep them out of the server child's environment
+        del os.environ[name]
+    if hardening:
+        from workbench.remote import _hardening
+
+        _hardening.apply(config.output_rule, config.name)
+
+    stopping = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.append(True))
+    handle = sy.orchestra.launch(
+        name=config.name,
+        port=config.port,
+        host=config.host,
+        reset=False,
+        db_url=config.database_url,
+        n_consumers=config.n_consumers,
+        create_producer=True,
+    )
+    try:
+        if not multiprocessing.active_children():
+            raise WorkbenchError("the syft server process exited while starting (see above)")
+        admin = sy.login(url=config.url, email=config.admin_email, password=password)
+        admin.settings.allow_guest_signup(enable=False)  # accounts come from the admin
+        config.state_file(READY_FILE).write_text(f"{os.getpid()}\n")
+        while not stopping and multiprocessing.active_children():
+            time.sleep(0.5)
+    finally:
+        config.state_file(READY_FILE).unlink(missing_ok=True)
+        handle.land()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m workbench.remote.launch CONFIG [--no-hardening]``."""
+    parser = argparse.ArgumentParser(prog="python -m workbench.remote.launch")
+    parser.add_argument("config")
+    parser.add_argument("--no-hardening", action="store_true")
+    options = parser.parse_args(argv)
+    try:
+        serve(load_config(options.config), hardening=not options.no_hardening)
+    except WorkbenchError as error:
+        # start_datasite quotes the last lines of the log: make the last one the reason.
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _check_port_free(config: DatasiteConfig) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn does: connections of a just-stopped server (TIME_WAIT) do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError:
+            raise WorkbenchError(
+                f"datasite {config.name}: port {config.port} on {config.host} is already in use"
+            ) from None
+
+
+def _recorded_pid(config: DatasiteConfig) -> int | None:
+    try:
+        return int(config.state_file(PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """True if `pid` runs a datasite launcher (or its forked server child)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    # A stale pid file may name a pid the system has since given to another program.
+    return not state.startswith("Z") and b"workbench.remote.launch" in command
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any datasite process of the group led by `pgid` is running."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and _alive(int(entry.name)):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _log_tail(config: DatasiteConfig) -> str:
+    """The launcher's own `error:` line from the log, else the log's last line."""
+    try:
+        text = config.state_file(LOG_FILE).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    errors = [line.strip() for line in text if line.startswith("error: ")]
+    last = errors[-1] if errors else (text[-1].strip() if text else "(empty log)")
+    return f"{last} (log: {config.state_file(LOG_FILE)})"
+
+
+if __name__ == "__main__":
+    main()
