@@ -1,0 +1,123 @@
+"""``workbench count``: count crystals on microscope images.
+
+Examples
+--------
+workbench count frame.png                 # a readable table
+workbench count images/ --json            # one JSON object per image (the contract)
+workbench count a.png b.tif --overlay out/ --camera legacy --pixel-size-um 2.0
+
+``--camera`` defaults to a guess per image: colour images of at least 8 megapixels
+are ``hires``, everything else ``legacy``. A file that cannot be read is reported on
+stderr (one line naming it and why) and skipped; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from workbench.errors import WorkbenchError
+
+TABLE_COLUMNS = ("image", "count", "particles", "agglomerates", "artifacts_removed",
+                 "d10", "d50", "d90", "method", "seconds")
+
+
+def _method_choices() -> list[str]:
+    from workbench.imaging.pipeline import METHODS
+
+    return ["auto", *METHODS]
+
+
+@click.command("count")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--camera", type=click.Choice(["legacy", "hires"]), default=None,
+              help="Camera profile (default: guessed per image; RGB >= 8 MP is hires).")
+@click.option("--pixel-size-um", type=float, default=None,
+              help="Pixel size in µm, overriding the camera profile's.")
+@click.option("--method", default="auto", show_default=True,
+              help="auto (classical on legacy, the learned model on hires once present), "
+                   "classical, or a baseline (otsu, blob_log).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per image (the documented contract).")
+@click.option("--overlay", "overlay_dir", type=click.Path(path_type=Path), default=None,
+              help="Write <stem>.overlay.png per image into this folder.")
+def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
+    """Count crystals, agglomerates and removed imperfections on IMAGE files or folders."""
+    from workbench.imaging.io import list_images, load_image
+    from workbench.imaging.pipeline import analyze, guess_camera
+
+    if method not in _method_choices():
+        known = ", ".join(_method_choices())
+        raise WorkbenchError(f"unknown method {method!r}: choose one of {known}")
+    paths = _expand(images, list_images)
+    if overlay_dir is not None:
+        _prepare_folder(overlay_dir)
+    failed = 0
+    rows = []
+    progress = tqdm(paths, desc="counting", unit="image", file=sys.stderr,
+                    disable=len(paths) < 2, leave=False)
+    for path in progress:
+        try:
+            image = load_image(path)
+            report = analyze(image, camera or guess_camera(image), pixel_size_um, method)
+            if overlay_dir is not None:
+                _write_overlay(overlay_dir / f"{path.stem}.overlay.png", image, report)
+        except WorkbenchError as error:
+            failed += 1
+            progress.clear()
+            click.echo(f"error: {error}", err=True)
+            continue
+        if as_json:
+            progress.clear()
+            click.echo(json.dumps(report.to_json()))
+        else:
+            rows.append(report.to_json())
+    progress.close()
+    if not as_json and rows:
+        click.echo(_table(rows))
+    if failed:
+        sys.exit(1)
+
+
+def _expand(arguments, list_images) -> list[Path]:
+    """Files as given; folders replaced by the images inside them (sorted)."""
+    paths: list[Path] = []
+    for argument in arguments:
+        paths.extend(list_images(argument) if argument.is_dir() else [argument])
+    return paths
+
+
+def _prepare_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise WorkbenchError(f"overlay folder {folder}: cannot be created ({reason})") from None
+
+
+def _write_overlay(path: Path, image, report) -> None:
+    import cv2
+
+    from workbench.imaging.overlay import draw_overlay
+
+    picture = draw_overlay(image, report)
+    if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise WorkbenchError(f"overlay {path}: cannot be written")
+
+
+def _table(rows: list[dict]) -> str:
+    cells = [
+        [str(row["image"]), str(row["count"]), str(row["particles"]), str(row["agglomerates"]),
+         str(row["artifacts_removed"]), *(f"{row['csd_um'][k]:.1f}" for k in ("d10", "d50", "d90")),
+         row["method"], f"{row['seconds']:.2f}"]
+        for row in rows
+    ]
+    header = [c if c not in ("d10", "d50", "d90") else f"{c} µm" for c in TABLE_COLUMNS]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
