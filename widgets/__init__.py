@@ -1,0 +1,26 @@
+"""ipywidgets UIs of the workbench, for JupyterLab; no business logic of their own.
+
+- :class:`ReviewInbox` (factory admin): code requests, findings, trial on mock,
+  approve / deny with a reason, compute on private data and release.
+- :class:`DatasetBrowser` (researcher): datasets on every datasite, mock thumbnails.
+- :class:`RequestTracker` (researcher): status per (request, factory), results.
+- :class:`ResultView`: counts per factory and the crystal size distribution.
+
+Every action calls a function of :mod:`workbench.remote`; this package never imports
+syft itself.
+"""
+
+from widgets.browser import DatasetBrowser
+from widgets.inbox import ReviewInbox
+from widgets.results import ResultView, plot_counts, plot_csd, results_table
+from widgets.tracker import RequestTracker
+
+__all__ = [
+    "DatasetBrowser",
+    "RequestTracker",
+    "ResultView",
+    "ReviewInbox",
+    "plot_counts",
+    "plot_csd",
+    "results_table",
+]
