@@ -37,17 +37,27 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from workbench.imaging._morphology import (
+    components,
+    depth,
+    disk,
+    extent,
+    filled,
+    grown,
+    rims,
+)
+
 IMPERFECTION_KINDS = ("bubble", "debris", "fibre", "scratch", "dust")
 DEFAULT_DENOISER = "bilateral"
 
-# Darkness (1 - flat value) thresholds. Crystal rims are 25-60 % dark and 1-2 px wide;
-# debris and bubble rings are over 50 % dark and several pixels thick.
-RIM_DARKNESS = 0.12
+# Darkness (1 - flat value): debris and bubble rings are over 50 % dark and several
+# pixels thick; crystal rims (see _morphology) are thinner and lighter.
 OPAQUE_DARKNESS = 0.40
 OPAQUE_MEAN_DARKNESS = 0.50
 OPAQUE_MIN_AREA_UM2 = 120.0
 BUBBLE_MIN_DIAMETER_UM = 50.0
-FIBRE_MIN_LENGTH_UM = 50.0
+FIBRE_MIN_LENGTH_UM = 80.0
+FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
 FIBRE_MAX_WIDTH_UM = 16.0
 FACE_MIN_AREA_UM2 = 16.0  # smallest crystal interior that counts as enclosed
 
@@ -105,7 +115,8 @@ def estimate_background(image: np.ndarray, cell: int = 16, degree: int = 3) -> n
 
     The median of each ``cell`` x ``cell`` block ignores thin rims and small objects; a
     polynomial surface of `degree` fitted to the block medians with iterative outlier
-    rejection ignores large objects (bubbles, dense clusters).
+    rejection ignores large objects (bubbles, dense clusters) and follows vignetting
+    and gradients; the median-filtered residual of the blocks adds slow blotches.
 
     Parameters
     ----------
@@ -145,16 +156,12 @@ def estimate_background(image: np.ndarray, cell: int = 16, degree: int = 3) -> n
         residual = values - design @ coefficients
         spread = 1.4826 * np.median(np.abs(residual[keep])) + 1e-6
         keep = np.abs(residual) < 3.0 * spread
-    # Evaluate on a grid 4x finer than the cells and interpolate: exact enough, fast.
-    fine_rows, fine_cols = rows * 4, cols * 4
-    fy = (np.arange(fine_rows) + 0.5) / fine_rows * 2 - 1
-    fx = (np.arange(fine_cols) + 0.5) / fine_cols * 2 - 1
-    surface = sum(
-        c * np.outer(fy**j, fx**i) for c, (i, j) in zip(coefficients, powers, strict=True)
-    )
-    surface = cv2.resize(
-        surface.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
-    )
+    # Slow blotches (dirt on the condenser) are left in the residual of the cells; a
+    # median over 5 x 5 cells keeps them and drops what objects left in single cells.
+    trend = (design @ coefficients).reshape(rows, cols).astype(np.float32)
+    residual = (medians - trend).astype(np.float32)
+    residual = cv2.GaussianBlur(ndi.median_filter(residual, size=5, mode="nearest"), (0, 0), 1.0)
+    surface = cv2.resize(trend + residual, (width, height), interpolation=cv2.INTER_CUBIC)
     return np.maximum(surface, 1e-3)
 
 
@@ -281,59 +288,39 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
     px_per_um = 1.0 / pixel_size_um
     for kind, region in _opaque_objects(darkness, px_per_um):
         add(kind, region)
-    rims = (darkness > RIM_DARKNESS) & (labels == 0)
-    for kind, region in _dark_lines(rims, px_per_um):
+    _, traced = rims(np.where(labels > 0, 0.0, darkness))
+    for kind, region in _dark_lines(traced, px_per_um):
         add(kind, region)
     cleaned = flat.copy()
     cleaned[labels > 0] = 1.0
     return ImperfectionRemoval(cleaned, labels, artifacts)
 
 
-def _disk(radius: float) -> np.ndarray:
-    size = 2 * int(np.ceil(radius)) + 1
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-
-
-def _components(mask: np.ndarray):
-    """Yield (bounding slice, component mask within it) for each 8-connected component."""
-    labelled, _ = ndi.label(mask, structure=np.ones((3, 3), bool))
-    for index, box in enumerate(ndi.find_objects(labelled), start=1):
-        if box is not None:
-            yield box, labelled[box] == index
-
-
-def _grown(box: tuple[slice, slice], shape: tuple[int, int], margin: int) -> tuple[slice, slice]:
-    return tuple(
-        slice(max(s.start - margin, 0), min(s.stop + margin, n))
-        for s, n in zip(box, shape, strict=True)
-    )
-
-
 def _opaque_objects(darkness: np.ndarray, px_per_um: float):
     """Bubbles, debris and dark fibres: (kind, full-frame mask) for each."""
     core = cv2.morphologyEx(
-        (darkness > OPAQUE_DARKNESS).astype(np.uint8), cv2.MORPH_OPEN, _disk(1)
+        (darkness > OPAQUE_DARKNESS).astype(np.uint8), cv2.MORPH_OPEN, disk(1)
     ).astype(bool)
     shape = darkness.shape
     min_area = OPAQUE_MIN_AREA_UM2 * px_per_um**2
-    for box, component in _components(core):
+    for box, component in components(core):
         area = component.sum()
         # Where rims of overlapping crystals cross, small very dark spots survive the
         # opening; real opaque objects are larger and dark all over.
         if area < min_area or darkness[box][component].mean() < OPAQUE_MEAN_DARKNESS:
             continue
         kind, margin = _opaque_kind(component, box, shape, px_per_um)
-        outer = _grown(box, shape, margin + 1)
+        outer = grown(box, shape, margin + 1)
         region = np.zeros(shape, bool)
         region[box] = component if kind == "fibre" else _filled(component, box, shape)
-        region[outer] = cv2.dilate(region[outer].astype(np.uint8), _disk(margin)).astype(bool)
+        region[outer] = cv2.dilate(region[outer].astype(np.uint8), disk(margin)).astype(bool)
         yield kind, region
 
 
 def _opaque_kind(component: np.ndarray, box, shape, px_per_um: float) -> tuple[str, int]:
     """Classify one opaque component; also return the margin to grow it by (px)."""
-    length, width = _extent(component)
-    if length >= 2.5 * width and 2.0 * _depth(component).max() <= FIBRE_MAX_WIDTH_UM * px_per_um:
+    length, width = extent(component)
+    if length >= 2.5 * width and 2.0 * depth(component).max() <= FIBRE_MAX_WIDTH_UM * px_per_um:
         return "fibre", 2
     filled = _filled(component, box, shape)
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
@@ -355,49 +342,38 @@ def _filled(component: np.ndarray, box, shape) -> np.ndarray:
     return ndi.binary_fill_holes(padded)[1:-1, 1:-1]
 
 
-def _dark_lines(rims: np.ndarray, px_per_um: float):
+def _dark_lines(traced: np.ndarray, px_per_um: float):
     """Fibres and dark scratches: long thin dark structures that enclose nothing.
 
     Either a whole rim component is slender, or (a fibre touching a crystal) the part
     that an opening removes from the filled component is long.
     """
-    solid = ndi.binary_fill_holes(
-        cv2.morphologyEx(rims.astype(np.uint8), cv2.MORPH_CLOSE, _disk(1)).astype(bool)
-    )
+    solid = filled(traced)
     max_width = FIBRE_MAX_WIDTH_UM * px_per_um
     labelled, count = ndi.label(solid, structure=np.ones((3, 3), bool))
     if count == 0:
         return
     index = np.arange(1, count + 1)
-    thickness = 2.0 * ndi.maximum(_depth(solid), labelled, index)
+    thickness = 2.0 * ndi.maximum(depth(solid), labelled, index)
     # A crystal encloses a face of background-bright interior; a fibre encloses nothing.
-    enclosed = ndi.sum_labels(solid & ~rims, labelled, index)
+    enclosed = ndi.sum_labels(solid & ~traced, labelled, index)
     slender_label = (thickness <= max_width) & (enclosed < FACE_MIN_AREA_UM2 * px_per_um**2)
     slender = np.concatenate([[False], slender_label])[labelled]
-    bodies = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, _disk(2.5)).astype(bool)
-    thin = rims & ~cv2.dilate(bodies.astype(np.uint8), _disk(1.5)).astype(bool)
-    shape = rims.shape
+    bodies = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, disk(2.5)).astype(bool)
+    thin = traced & ~cv2.dilate(bodies.astype(np.uint8), disk(1.5)).astype(bool)
+    shape = traced.shape
     min_length = FIBRE_MIN_LENGTH_UM * px_per_um
-    for box, component in _components(slender | thin):
-        length, width = _extent(component)
-        if length < min_length or 2.0 * _depth(component).max() > max_width:
+    for box, component in components(slender | thin):
+        length, width = extent(component)
+        if length < min_length or 2.0 * depth(component).max() > max_width:
+            continue
+        # A crystal whose rim has a gap is a thin open loop too, but a compact one.
+        points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)
+        if cv2.contourArea(cv2.convexHull(points)) > FIBRE_MAX_HULL_SHARE * length**2:
             continue
         region = np.zeros(shape, bool)
         region[box] = component
-        outer = _grown(box, shape, 3)
-        region[outer] = cv2.dilate(region[outer].astype(np.uint8), _disk(2)).astype(bool)
+        outer = grown(box, shape, 3)
+        region[outer] = cv2.dilate(region[outer].astype(np.uint8), disk(2)).astype(bool)
         # Scratches are straight: their bounding rectangle is as thin as they are.
         yield ("scratch" if width <= max_width else "fibre"), region
-
-
-def _depth(mask: np.ndarray) -> np.ndarray:
-    """Distance of each pixel of `mask` to the nearest pixel outside it (frame edge = outside)."""
-    padded = np.pad(mask, 1).astype(np.uint8)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
-
-
-def _extent(component: np.ndarray) -> tuple[float, float]:
-    """Long and short side of the minimum-area rectangle around a component."""
-    points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)
-    (_, _), (w, h), _ = cv2.minAreaRect(points)
-    return float(max(w, h, 1.0)), float(max(min(w, h), 1.0))

@@ -43,14 +43,12 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from workbench.camera import CameraProfile
+from workbench.imaging._morphology import depth, disk, extent, filled, labelled_boxes, rims
 from workbench.imaging._scale import to_working_scale
 from workbench.imaging.denoise import (
     FACE_MIN_AREA_UM2,
     IMPERFECTION_KINDS,
-    RIM_DARKNESS,
     Artifact,
-    _depth,
-    _extent,
     denoise,
     flatten_illumination,
     remove_imperfections,
@@ -60,7 +58,10 @@ FAINT_DARKNESS = 0.02  # on the image smoothed at FAINT_SIGMA_UM: out-of-focus c
 FAINT_SIGMA_UM = 6.0
 FAINT_MIN_AREA_UM2 = 800.0  # smaller faint blobs are dust (3-10 µm specks, blurred)
 KEEP_OUT_UM = 8.0
-FACE_MIN_CONTACT_UM = 6.0
+FACE_MIN_CONTACT_UM = 4.0
+FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
+CONCAVITY_MIN_UM = 4.0
+AGGLOMERATE_BLEND = np.array([0.64, 0.29, 0.09, 0.25])  # faces, concavities, areas, 1
 RIM_REACH_UM = 7.0  # rim thickness plus a pixel: a face this close to outside touches it
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
@@ -242,7 +243,7 @@ def segment_particles(
         if singles.size >= 5
         else np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
     )
-    keep_out = cv2.dilate((labels > 0).astype(np.uint8), _disk(KEEP_OUT_UM * px)).astype(bool)
+    keep_out = cv2.dilate((labels > 0).astype(np.uint8), disk(KEEP_OUT_UM * px)).astype(bool)
     if removed is not None:
         keep_out |= removed
     smooth = cv2.GaussianBlur(darkness, (0, 0), FAINT_SIGMA_UM * px)
@@ -253,7 +254,7 @@ def segment_particles(
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
     artifact_labels = np.zeros(flat.shape, np.int32)
-    for box, component in _boxes(faint_labels):
+    for box, component in labelled_boxes(faint_labels):
         kind = _faint_kind(component, px)
         if kind is not None:
             rows, cols = np.nonzero(component)
@@ -273,48 +274,90 @@ def segment_particles(
 def _sharp_particles(darkness: np.ndarray, px: float):
     """Particles outlined by sharp rims: labels, crystals per particle, corrected areas,
     and the solid (filled rims) mask, faceless fragments included."""
-    rims = darkness > RIM_DARKNESS
-    solid = ndi.binary_fill_holes(
-        cv2.morphologyEx(rims.astype(np.uint8), cv2.MORPH_CLOSE, _disk(1)).astype(bool)
-    )
+    strong, traced = rims(darkness)
+    solid = filled(traced)
     particle_labels, count = ndi.label(solid, structure=np.ones((3, 3), bool))
-    faces = solid & ~rims
     index = np.arange(1, count + 1)
-    interior = ndi.sum_labels(faces, particle_labels, index) if count else np.zeros(0)
+    # A crystal encloses an interior: inside its strong rims (a dark crystal), or inside
+    # its traced rims (a light crystal with a faint edge). Specks and lines enclose none.
+    enclosed = (filled(strong) & ~strong) | (solid & ~traced)
+    interior = ndi.sum_labels(enclosed, particle_labels, index) if count else np.zeros(0)
     kept = np.flatnonzero(interior >= FACE_MIN_AREA_UM2 * px * px) + 1
     lookup = np.zeros(count + 1, np.int32)
     lookup[kept] = np.arange(1, kept.size + 1)
     labels = lookup[particle_labels]
-    members = _face_members(solid, faces, particle_labels, count, px)[kept - 1]
-    raw_areas = ndi.sum_labels(solid, particle_labels, kept) if kept.size else np.zeros(0)
-    areas = _shrunk_area(np.asarray(raw_areas, float), RIM_REACH_OUT_UM * px)
-    return labels, members, areas, solid
+    raw_areas = np.asarray(ndi.sum_labels(solid, labels, np.arange(1, kept.size + 1)), float)
+    concavities = _concavities(labels, px)
+    singles = raw_areas[concavities == 0]
+    typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px)
+    faces = _edge_faces(solid, strong, labels, typical, px)
+    # A convex outline is one crystal. Otherwise the number of crystals is a linear
+    # blend of the faces that reach the outline, the concavities and the area, fitted
+    # by least squares on synthetic legacy frames (faces alone miss crystals whose
+    # shared edges are faint; concavities alone miss those on the far side).
+    blend = np.array([faces, concavities, raw_areas / typical, np.ones(kept.size)]).T
+    members = np.where(
+        concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
+    )
+    areas = _shrunk_area(raw_areas, RIM_REACH_OUT_UM * px)
+    return labels, members.astype(int), areas, solid
 
 
-def _face_members(
-    solid: np.ndarray, faces: np.ndarray, particle_labels: np.ndarray, count: int, px: float
+def _typical_area(px: float) -> float:
+    return np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
+
+
+def _concavities(labels: np.ndarray, px: float) -> np.ndarray:
+    """Per particle, the dents in its outline deeper than CONCAVITY_MIN_UM.
+
+    A crystal is convex; where two crystals of an agglomerate meet, the outline dents.
+    """
+    found = np.zeros(int(labels.max()), int)
+    min_depth = CONCAVITY_MIN_UM * px
+    for index, (_, region) in enumerate(labelled_boxes(labels)):
+        outline = np.pad(region, 1).astype(np.uint8)
+        contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        contour = max(contours, key=len)
+        if len(contour) < 4:
+            continue
+        hull = cv2.convexHull(contour, returnPoints=False)
+        try:
+            defects = cv2.convexityDefects(contour, hull)
+        except cv2.error:  # self-touching outlines of one-pixel-wide parts
+            continue
+        if defects is not None:
+            found[index] = int((defects[:, 0, 3] / 256.0 > min_depth).sum())
+    return found
+
+
+def _edge_faces(
+    solid: np.ndarray, strong: np.ndarray, labels: np.ndarray, typical: float, px: float
 ) -> np.ndarray:
-    """Crystals per particle: faces that reach the particle's outer edge (at least 1)."""
-    face_labels, face_count = ndi.label(faces)
+    """Per particle, the faces (regions between strong rims) that reach its outline.
+
+    Each crystal of an agglomerate owns such a face; the lens where two overlap touches
+    the outline only at its tips, and slivers are smaller than a few % of a crystal.
+    """
+    face_labels, face_count = ndi.label(solid & ~strong)
+    count = int(labels.max())
     if face_count == 0:
-        return np.ones(count, int)
+        return np.zeros(count, int)
     face_index = np.arange(1, face_count + 1)
-    depth = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, 3)
-    edge = faces & (depth <= RIM_REACH_UM * px)
-    area = ndi.sum_labels(faces, face_labels, face_index)
+    edge = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, 3) <= RIM_REACH_UM * px
+    area = ndi.sum_labels(face_labels > 0, face_labels, face_index)
     contact = ndi.sum_labels(edge, face_labels, face_index)
-    owner = ndi.maximum(particle_labels, face_labels, face_index).astype(int)
-    counted = (area >= FACE_MIN_AREA_UM2 * px * px) & (contact >= FACE_MIN_CONTACT_UM * px)
-    members = np.bincount(owner[counted], minlength=count + 1)[1:]
-    return np.maximum(members, 1)
+    owner = ndi.maximum(labels, face_labels, face_index).astype(int)
+    min_area = max(FACE_MIN_AREA_UM2 * px * px, FACE_MIN_SHARE * typical)
+    counted = (area >= min_area) & (contact >= FACE_MIN_CONTACT_UM * px) & (owner > 0)
+    return np.bincount(owner[counted], minlength=count + 1)[1:]
 
 
 def _faint_kind(component: np.ndarray, px: float) -> str | None:
     """``dust`` (small), ``scratch`` (long and thin) or None (an out-of-focus crystal)."""
     if component.sum() < FAINT_MIN_AREA_UM2 * px * px:
         return "dust"
-    thickness = 2.0 * _depth(component).max()
-    if thickness <= FAINT_LINE_MAX_WIDTH_UM * px and _extent(component)[0] >= 4 * thickness:
+    thickness = 2.0 * depth(component).max()
+    if thickness <= FAINT_LINE_MAX_WIDTH_UM * px and extent(component)[0] >= 4 * thickness:
         return "scratch"
     return None
 
@@ -332,14 +375,3 @@ def _members_from_area(area: float, typical_area: float) -> int:
     if ratio < BLUR_AGGLOMERATE_RATIO:
         return 1
     return max(2, int(round(ratio / BLUR_AREA_PER_CRYSTAL)))
-
-
-def _boxes(labels: np.ndarray):
-    for index, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is not None:
-            yield box, labels[box] == index
-
-
-def _disk(radius: float) -> np.ndarray:
-    size = 2 * int(np.ceil(radius)) + 1
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
