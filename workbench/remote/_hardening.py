@@ -1,4 +1,4 @@
-"""Three wraps that close PySyft 0.9.5 security gaps on a factory datasite.
+"""Four wraps that close PySyft 0.9.5 security gaps on a factory datasite.
 
 The launcher calls :func:`apply` in its own process before ``sy.orchestra.launch``
 forks the server child (and the server forks its job consumers), so every process
@@ -17,6 +17,10 @@ behaviour and only adds a refusal:
    imported by the action service) checks every non-admin run's result against the
    factory's output rule and turns a breaking result into an error that names the
    rule, unless the admin recorded an override on the request (``OVERRIDE_TAG``).
+4. Job queue on every interface: the ZMQ producer binds ``tcp://*:<port>``; anything
+   that reaches the machine could register as a worker and receive queued jobs, which
+   carry the server's signing key. The wrap binds it to loopback, where the in-memory
+   consumers connect.
 
 Approved code still runs as plain ``exec`` in the server process: the review step is
 the gate, not a sandbox.
@@ -29,6 +33,7 @@ import functools
 import syft.service.action.action_service as action_service
 from syft.service.code.user_code_service import IsExecutionAllowedEnum, UserCodeService
 from syft.service.log.log_service import LogService
+from syft.service.queue.zmq_producer import ZMQProducer
 from syft.service.user.user_roles import ServiceRole
 
 from workbench.remote.config import OutputRule
@@ -38,7 +43,7 @@ WITHHELD = "[withheld: output of runs on private data is shown to the factory ad
 
 
 def apply(rule: OutputRule, factory: str) -> None:
-    """Install the three wraps in this process (idempotent: a second call changes nothing).
+    """Install the four wraps in this process (idempotent: a second call changes nothing).
 
     Parameters
     ----------
@@ -57,6 +62,7 @@ def apply(rule: OutputRule, factory: str) -> None:
     action_service.execute_byte_code = _mark(
         _cap_results(action_service.execute_byte_code, rule, factory)
     )
+    ZMQProducer.bind = _mark(_bind_to_loopback(ZMQProducer.bind))
 
 
 def _mark(function):
@@ -131,3 +137,12 @@ def _cap_results(original, rule: OutputRule, factory: str):
         return output
 
     return execute_byte_code
+
+
+# 4. Job queue on loopback -----------------------------------------------------------
+def _bind_to_loopback(original):
+    @functools.wraps(original)
+    def bind(self, endpoint: str) -> None:
+        original(self, endpoint.replace("tcp://*:", "tcp://127.0.0.1:"))
+
+    return bind

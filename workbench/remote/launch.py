@@ -216,9 +216,10 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
 
     for name in secrets:  # keep them out of the server child's environment
         del os.environ[name]
-    if hardening:
-        from workbench.remote import _hardening
+    from workbench.remote import _consumers, _hardening
 
+    _consumers.apply()  # restart fix, not a security measure: always on
+    if hardening:
         _hardening.apply(config.output_rule, config.name)
 
     stopping = []
