@@ -24,6 +24,7 @@ PASSWORD_ENV = "WORKBENCH_TEST_RESEARCHER_PASSWORD"
 DATASET = "line-1"
 BATCHES = {"B-0042": 2, "B-0043": 1}  # batch id -> images
 IMAGE_SHAPE = (256, 320)
+FACTORIES = {"factory-a": ("legacy", 0), "factory-b": ("hires", 10)}  # camera, first seed
 
 
 @dataclass
@@ -44,17 +45,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _batch(camera: str, pixel_size_um: float, seed: int) -> dict:
+def private_batch(factory: str) -> dict:
+    """The image batch dict uploaded as dataset ``line-1`` of `factory` (deterministic)."""
+    from workbench.camera import get_camera
     from workbench.remote.upload import image_batch
     from workbench.synth import synthesize
 
+    camera, seed = FACTORIES[factory]
     images, files = [], []
     for batch, n in BATCHES.items():
         for index in range(n):
             sample = synthesize(camera, seed=seed + len(images), shape=IMAGE_SHAPE)
             images.append(np.asarray(sample.image))
             files.append(f"{batch}_{index:03d}.png")
-    return image_batch(images, files, camera, pixel_size_um)
+    return image_batch(images, files, camera, get_camera(camera).pixel_size_um)
 
 
 def shared_sites(request, tmp_path_factory) -> Sites:
@@ -62,7 +66,6 @@ def shared_sites(request, tmp_path_factory) -> Sites:
     global _started
     if _started is not None:
         return _started
-    from workbench.camera import get_camera
     from workbench.remote.admin import add_researcher, admin_login
     from workbench.remote.config import load_config
     from workbench.remote.launch import running_datasites
@@ -70,7 +73,7 @@ def shared_sites(request, tmp_path_factory) -> Sites:
 
     folder = tmp_path_factory.mktemp("datasites")
     configs = {}
-    for name, camera in (("factory-a", "legacy"), ("factory-b", "hires")):
+    for name, (camera, _) in FACTORIES.items():
         path = folder / f"{name}.toml"
         path.write_text(
             f'name = "{name}"\ncamera = "{camera}"\nport = {_free_port()}\n'
@@ -81,10 +84,9 @@ def shared_sites(request, tmp_path_factory) -> Sites:
     request.session.addfinalizer(stack.close)
     stack.enter_context(running_datasites(list(configs.values())))
     admins = {}
-    for seed, (name, config) in enumerate(configs.items()):
+    for name, config in configs.items():
         admins[name] = admin_login(config)
-        profile = get_camera(config.camera)
-        batch = _batch(config.camera, profile.pixel_size_um, seed * 10)
+        batch = private_batch(name)
         upload_batches(admins[name], DATASET, [batch], mock_shape=IMAGE_SHAPE, progress=False)
         add_researcher(admins[name], RESEARCHER, "Ana", RESEARCHER_PASSWORD)
     _started = Sites(folder, configs, admins)

@@ -1,10 +1,27 @@
 """Report machinery: templates, parameters, papermill execution, HTML, atomic writes."""
 
+import inspect
+import re
+import subprocess
+import sys
+
 import nbformat
 import pytest
+from jupyter_datasites import (
+    DATASET,
+    PASSWORD_ENV,
+    RESEARCHER,
+    RESEARCHER_PASSWORD,
+    private_batch,
+    shared_sites,
+)
 
 from workbench.cli import main
 from workbench.errors import WorkbenchError
+from workbench.remote.code_findings import scan_code
+from workbench.remote.config import OutputRule
+from workbench.remote.output_rule import output_rule_violation
+from workbench.remote.review import approve, list_requests
 from workbench.reports import (
     coerce_parameters,
     find_template,
@@ -13,6 +30,8 @@ from workbench.reports import (
     run_report,
     template_defaults,
 )
+from workbench.reports.qc_request import qc_function, qc_function_name, qc_result
+from workbench.reports.qc_summary import qc_summary
 
 
 def write_template(folder, name, parameters_source, *cells):
@@ -106,7 +125,7 @@ def test_report_is_html_with_header_outputs_and_plot_but_no_code(templates, tmp_
     assert path == out / "tiny__batch-B-0042__csd_bins-3.html"
     page = path.read_text()
     assert "crystals per batch: 21" in page
-    assert "<img" in page and "data:image/png;base64," in page
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', page)
     assert "B-0042" in page and "factory-a" in page  # header lists every parameter
     assert "matplotlib.use" not in page  # no input cells
     assert [p.name for p in out.iterdir()] == [path.name]
@@ -151,3 +170,106 @@ def test_cli_lists_templates_with_parameters(capsys):
     main(["report", "--list"])  # returns normally: exit status 0
     listed = capsys.readouterr().out
     assert "crystal_qc:" in listed and "csd_bins=20" in listed
+
+
+# -- the crystal QC report against real loopback datasites -------------------------
+@pytest.fixture(scope="session")
+def sites(request, tmp_path_factory):
+    return shared_sites(request, tmp_path_factory)
+
+
+@pytest.fixture
+def analyst(sites, monkeypatch):
+    """QC settings of the analyst (the test researcher account); password in the env."""
+    monkeypatch.setenv(PASSWORD_ENV, RESEARCHER_PASSWORD)
+    return {"email": RESEARCHER, "password_env": PASSWORD_ENV, "datasites_dir": str(sites.folder)}
+
+
+def approve_qc(sites, factory, name):
+    pending = list_requests(sites.admins[factory], status="pending")
+    (request,) = [r for r in pending if r.code.service_func_name == name]
+    approve(request)
+
+
+@pytest.mark.slow
+def test_qc_report_asks_for_approval_then_publishes_the_released_numbers(sites, analyst, tmp_path):
+    out = tmp_path / "out"
+    parameters = {"factory": "factory-a", "batch": "B-0042", "csd_bins": "8", **analyst}
+    with pytest.raises(WorkbenchError, match="submitted: the factory admin must approve"):
+        run_report("crystal_qc", parameters, out)
+    assert list(out.iterdir()) == []
+    approve_qc(sites, "factory-a", qc_function_name(DATASET, "B-0042", 8, "auto"))
+
+    path = run_report("crystal_qc", parameters, out)
+    assert path.name == "crystal_qc__factory-factory-a__batch-B-0042__csd_bins-8__method-auto.html"
+    expected = qc_summary(private_batch("factory-a"), batch="B-0042", csd_bins=8)
+    assert expected["images"] == 2 and expected["total_count"] > 0
+    page = path.read_text()
+    assert f"2 images, {expected['total_count']} crystals" in page
+    assert f"d50 {expected['d50_um']:g} µm" in page
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 2  # both plots
+    assert "qc_result(" not in page  # no input cells
+    assert RESEARCHER_PASSWORD not in page
+
+
+@pytest.mark.slow
+def test_qc_result_names_a_missing_dataset_and_an_empty_batch(sites, analyst):
+    settings = {**analyst, "csd_bins": 5}
+    with pytest.raises(WorkbenchError, match="factory-b has no dataset 'line-9': choose one of"):
+        qc_result("factory-b", "line-9", "B-0042", **settings)
+    with pytest.raises(WorkbenchError, match="submitted"):
+        qc_result("factory-b", DATASET, "B-9999", **settings)
+    approve_qc(sites, "factory-b", qc_function_name(DATASET, "B-9999", 5, "auto"))
+    with pytest.raises(WorkbenchError, match="batch 'B-9999' has no images in dataset 'line-1'"):
+        qc_result("factory-b", DATASET, "B-9999", **settings)
+
+
+def test_qc_settings_are_checked_before_any_login(monkeypatch):
+    monkeypatch.delenv("WORKBENCH_PASSWORD", raising=False)
+    with pytest.raises(
+        WorkbenchError, match="unknown factory 'factory-z': choose one of factory-a"
+    ):
+        qc_result("factory-z", email="x@y.example")
+    with pytest.raises(WorkbenchError, match="csd_bins=0: must be a whole number from 1 to 100"):
+        qc_result("factory-a", csd_bins=0, email="x@y.example")
+    with pytest.raises(WorkbenchError, match="unknown method 'magic'"):
+        qc_result("factory-a", method="magic", email="x@y.example")
+    with pytest.raises(WorkbenchError, match="WORKBENCH_PASSWORD is not set"):
+        qc_result("factory-a", email="x@y.example")
+
+
+def test_qc_summary_keeps_only_the_batch_and_releases_aggregates_only():
+    batch = private_batch("factory-a")
+    whole, one = qc_summary(batch, csd_bins=6), qc_summary(batch, batch="B-0043", csd_bins=6)
+    assert (whole["images"], one["images"]) == (3, 1)
+    assert sum(whole["csd_counts"]) == whole["total_count"]
+    assert len(whole["csd_edges_um"]) == 7
+    assert output_rule_violation(whole, OutputRule()) is None
+    assert not any("B-00" in str(value) for value in whole.values())  # no file names
+    assert qc_summary(batch, batch="B-004")["images"] == 0  # a prefix is not a batch
+
+
+def test_qc_function_source_is_what_the_admin_reads():
+    function = qc_function(DATASET, "B-0042", 8, "auto")
+    source = inspect.getsource(function)
+    assert function.__name__ == qc_function_name(DATASET, "B-0042", 8, "auto")
+    assert "qc_summary(images, batch='B-0042', csd_bins=8, method='auto'" in source
+    assert scan_code(source) == []  # no automatic findings
+    assert qc_function_name(DATASET, "B-0042", 8, "auto") != qc_function_name(
+        DATASET, "B-0042", 9, "auto"
+    )
+
+
+@pytest.mark.slow
+def test_cli_unknown_factory_is_one_line_and_no_report(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "report", "crystal_qc", "-p", "factory", "factory-z",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: report crystal_qc: unknown factory 'factory-z': choose one of factory-a, factory-b"
+    )
+    assert list(out.iterdir()) == []

@@ -87,15 +87,24 @@ def csd_long(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_counts(results: pd.DataFrame) -> Figure:
-    """Bar charts per factory: crystals per image, and % of crystals in agglomerates."""
+    """Bar charts per factory: crystals per image (± std when known), % in agglomerates."""
     table = results.dropna(subset=["mean_count"]) if "mean_count" in results else results[:0]
+    table = table.reset_index(drop=True)
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
     if not table.empty:
-        sns.barplot(data=table, x="factory", y="mean_count", hue="factory", ax=left)
-        for container, total in zip(left.containers, table["total_count"], strict=False):
-            left.bar_label(container, labels=[f"{int(total)} total"], fontsize=8)
+        sns.barplot(data=table, x="factory", y="mean_count", hue="factory", width=0.5, ax=left)
+        if "std_count" in table:
+            left.errorbar(
+                table.index, table["mean_count"], yerr=table["std_count"].fillna(0),
+                fmt="none", ecolor="black", capsize=6,
+            )  # fmt: skip
+        labels = [f"{int(total)} crystals" for total in table["total_count"]]
+        for container, label in zip(left.containers, labels, strict=False):
+            left.bar_label(container, labels=[label], label_type="center", color="white")
         if "agglomeration_pct" in table:
-            sns.barplot(data=table, x="factory", y="agglomeration_pct", hue="factory", ax=right)
+            sns.barplot(
+                data=table, x="factory", y="agglomeration_pct", hue="factory", width=0.5, ax=right
+            )
     left.set(title="Crystals per image", xlabel="", ylabel="crystals / image")
     right.set(title="Agglomeration", xlabel="", ylabel="% of crystals in agglomerates")
     plt.close(figure)  # shown by whoever displays it, not twice by the inline backend

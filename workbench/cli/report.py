@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -62,5 +63,7 @@ def report(
     for name in names:
         if names.count(name) > 1:
             raise WorkbenchError(f"report parameter {name!r} given more than once")
-    path = run_report(template, dict(parameters), out_dir=out, timeout_s=timeout, progress=True)
+    path = run_report(
+        template, dict(parameters), out_dir=out, timeout_s=timeout, progress=sys.stderr.isatty()
+    )
     click.echo(str(path))

@@ -25,7 +25,7 @@ import html
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,21 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def report_file_name(template: str, parameters: Mapping[str, Any]) -> str:
-    """File name of a report: the template name, then each given parameter and value.
+def report_file_name(
+    template: str, parameters: Mapping[str, Any], names: Sequence[str] | None = None
+) -> str:
+    """File name of a report: the template name, then parameters and their values.
+
+    Parameters
+    ----------
+    template : str
+        Template name.
+    parameters : mapping
+        Parameter values.
+    names : sequence of str, optional
+        The parameters that name a report (a template's ``name_parameters``), in
+        order; those with an empty value are left out. Every one of `parameters`
+        when None.
 
     Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``-``.
 
@@ -171,8 +184,14 @@ def report_file_name(template: str, parameters: Mapping[str, Any]) -> str:
     --------
     >>> report_file_name("crystal_qc", {"factory": "factory-a", "batch": "B-0042"})
     'crystal_qc__factory-factory-a__batch-B-0042.html'
+    >>> report_file_name("crystal_qc", {"factory": "factory-a", "batch": "", "email": "x"},
+    ...                  ["factory", "batch"])
+    'crystal_qc__factory-factory-a.html'
     """
-    parts = [template] + [f"{name}-{value}" for name, value in parameters.items()]
+    chosen = list(parameters) if names is None else names
+    parts = [template] + [
+        f"{name}-{parameters[name]}" for name in chosen if str(parameters.get(name, ""))
+    ]
     return "__".join(re.sub(r"[^A-Za-z0-9._-]+", "-", str(part)) for part in parts) + ".html"
 
 
@@ -204,7 +223,8 @@ def run_report(
     Returns
     -------
     Path
-        The HTML report, named by :func:`report_file_name`.
+        The HTML report, named by :func:`report_file_name` after the template's
+        ``name_parameters`` (notebook metadata ``workbench``), else the given ones.
 
     Raises
     ------
@@ -223,7 +243,9 @@ def run_report(
     given = coerce_parameters(defaults, parameters or {})
     out = Path(out_dir) if out_dir is not None else OUT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    target = out / report_file_name(template, given)
+    settings = nbformat.read(path, as_version=4).metadata.get("workbench", {})
+    names = settings.get("name_parameters")
+    target = out / report_file_name(template, {**defaults, **given} if names else given, names)
     with tempfile.TemporaryDirectory(prefix="workbench-report-") as work:
         executed = Path(work) / path.name
         try:
@@ -236,11 +258,14 @@ def run_report(
                 request_save_on_cell_execute=False,
                 execution_timeout=timeout_s,
                 cwd=os.getcwd(),
+                # The kernel logs its own shutdown after a failed cell; the user gets
+                # one error line from us instead.
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except papermill.PapermillExecutionError as failed:
             raise _report_error(template, failed) from None
         notebook = nbformat.read(executed, as_version=4)
-    page = notebook_to_html(notebook, _title(template, notebook), {**defaults, **given})
+    page = notebook_to_html(notebook, settings.get("title", template), {**defaults, **given})
     _write_atomically(target, page)
     return target
 
@@ -254,16 +279,14 @@ def _report_error(template: str, failed: Exception) -> WorkbenchError:
     )
 
 
-def _title(template: str, notebook: nbformat.NotebookNode) -> str:
-    return notebook.metadata.get("workbench", {}).get("title") or template
-
-
 def notebook_to_html(
     notebook: nbformat.NotebookNode, title: str, parameters: Mapping[str, Any]
 ) -> str:
     """An executed notebook as one self-contained HTML page: outputs only, parameters on top.
 
     Plots are embedded as base64 PNG ``<img>`` tags, so the page needs no other file.
+    Text written to stderr (library warnings, progress bars) is left out: a report
+    shows results, not logs.
 
     Examples
     --------
@@ -274,6 +297,9 @@ def notebook_to_html(
     from nbconvert import HTMLExporter
 
     stamped = nbformat.from_dict(notebook)
+    for cell in stamped.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [out for out in cell.outputs if out.get("name") != "stderr"]
     stamped.cells.insert(0, nbformat.v4.new_markdown_cell(_header(title, parameters)))
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
