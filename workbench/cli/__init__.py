@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workbench.cli.datasite:datasite",
         "Run a factory datasite (up, down, status), upload images, add researchers.",
     ),
+    "bench": ("workbench.cli.bench:bench", "Benchmark counting methods on synthetic images."),
     "count": ("workbench.cli.count:count", "Count crystals, agglomerates and CSD on images."),
     "report": ("workbench.cli.report:report", "Run a QC report notebook and publish it as HTML."),
     "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),

@@ -25,14 +25,38 @@ def disk(radius: float) -> np.ndarray:
 def rims(darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Strong rim pixels, and rims traced by hysteresis (strong plus connected weak)."""
     strong = darkness > RIM_DARKNESS
-    traced = apply_hysteresis_threshold(darkness, WEAK_RIM_DARKNESS, RIM_DARKNESS)
-    return strong, traced
+    return strong, apply_hysteresis_threshold(darkness, WEAK_RIM_DARKNESS, RIM_DARKNESS)
 
 
 def filled(mask: np.ndarray) -> np.ndarray:
     """Close one-pixel gaps, then fill enclosed holes."""
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disk(1)).astype(bool)
-    return ndi.binary_fill_holes(closed)
+    return fill_holes(closed)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill every region of background not connected to the frame's edge (4-connected).
+
+    Same result as ``scipy.ndimage.binary_fill_holes``, several times faster.
+    """
+    padded = np.pad(mask, 1).astype(np.uint8)
+    flood = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(padded, flood, (0, 0), 1, flags=4)
+    return (padded[1:-1, 1:-1] == 0) | mask
+
+
+def label_sums(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Sum of `values` over each label 1..count (``ndi.sum_labels``, by bincount)."""
+    sums = np.bincount(labels.ravel(), weights=values.ravel().astype(float), minlength=count + 1)
+    return sums[1 : count + 1]
+
+
+def label_maxima(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Maximum of `values` over each label 1..count (0 for an empty label)."""
+    inside = labels > 0
+    maxima = np.zeros(count + 1, float)
+    np.maximum.at(maxima, labels[inside], values[inside])
+    return maxima[1:]
 
 
 def components(mask: np.ndarray) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:

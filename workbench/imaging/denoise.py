@@ -42,8 +42,10 @@ from workbench.imaging._morphology import (
     depth,
     disk,
     extent,
+    fill_holes,
     filled,
     grown,
+    label_maxima,
     rims,
 )
 
@@ -58,6 +60,7 @@ OPAQUE_MIN_AREA_UM2 = 120.0
 BUBBLE_MIN_DIAMETER_UM = 50.0
 FIBRE_MIN_LENGTH_UM = 80.0
 FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
+FIBRE_MIN_ASPECT = 5.0
 FIBRE_MAX_WIDTH_UM = 16.0
 FACE_MIN_AREA_UM2 = 16.0  # smallest crystal interior that counts as enclosed
 
@@ -161,7 +164,13 @@ def estimate_background(image: np.ndarray, cell: int = 16, degree: int = 3) -> n
     trend = (design @ coefficients).reshape(rows, cols).astype(np.float32)
     residual = (medians - trend).astype(np.float32)
     residual = cv2.GaussianBlur(ndi.median_filter(residual, size=5, mode="nearest"), (0, 0), 1.0)
-    surface = cv2.resize(trend + residual, (width, height), interpolation=cv2.INTER_CUBIC)
+    # The trend is evaluated at every pixel (separable products, so fast); only the slow
+    # residual is interpolated from the cells.
+    fy = ((np.arange(height) + 0.5) / (rows * cell_h) * 2 - 1).astype(np.float32)
+    fx = ((np.arange(width) + 0.5) / (cols * cell_w) * 2 - 1).astype(np.float32)
+    surface = cv2.resize(residual, (width, height), interpolation=cv2.INTER_CUBIC)
+    for c, (i, j) in zip(coefficients.astype(np.float32), powers, strict=True):
+        surface += c * np.outer(fy**j, fx**i)
     return np.maximum(surface, 1e-3)
 
 
@@ -339,33 +348,32 @@ def _filled(component: np.ndarray, box, shape) -> np.ndarray:
         if touching:
             rotated = np.rot90(padded, side)
             rotated[0, :] = True
-    return ndi.binary_fill_holes(padded)[1:-1, 1:-1]
+    return fill_holes(padded)[1:-1, 1:-1]
 
 
 def _dark_lines(traced: np.ndarray, px_per_um: float):
-    """Fibres and dark scratches: long thin dark structures that enclose nothing.
+    """Fibres and dark scratches: long, thin, open dark structures.
 
-    Either a whole rim component is slender, or (a fibre touching a crystal) the part
-    that an opening removes from the filled component is long.
+    Either a whole rim component is slender (a wide translucent fibre encloses its
+    lighter axis, so enclosing is no test), or, for a fibre touching a crystal, the
+    part that an opening removes from the filled component is long.
     """
     solid = filled(traced)
     max_width = FIBRE_MAX_WIDTH_UM * px_per_um
     labelled, count = ndi.label(solid, structure=np.ones((3, 3), bool))
     if count == 0:
         return
-    index = np.arange(1, count + 1)
-    thickness = 2.0 * ndi.maximum(depth(solid), labelled, index)
-    # A crystal encloses a face of background-bright interior; a fibre encloses nothing.
-    enclosed = ndi.sum_labels(solid & ~traced, labelled, index)
-    slender_label = (thickness <= max_width) & (enclosed < FACE_MIN_AREA_UM2 * px_per_um**2)
-    slender = np.concatenate([[False], slender_label])[labelled]
+    thickness = 2.0 * label_maxima(depth(solid), labelled, count)
+    slender = np.concatenate([[False], thickness <= max_width])[labelled]
     bodies = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, disk(2.5)).astype(bool)
     thin = traced & ~cv2.dilate(bodies.astype(np.uint8), disk(1.5)).astype(bool)
     shape = traced.shape
     min_length = FIBRE_MIN_LENGTH_UM * px_per_um
     for box, component in components(slender | thin):
         length, width = extent(component)
-        if length < min_length or 2.0 * depth(component).max() > max_width:
+        thick = 2.0 * depth(component).max()
+        # Crystals are at most about 3 times longer than wide; fibres far more.
+        if length < max(min_length, FIBRE_MIN_ASPECT * thick) or thick > max_width:
             continue
         # A crystal whose rim has a gap is a thin open loop too, but a compact one.
         points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)

@@ -43,12 +43,21 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from workbench.camera import CameraProfile
-from workbench.imaging._morphology import depth, disk, extent, filled, labelled_boxes, rims
+from workbench.imaging._morphology import (
+    depth,
+    disk,
+    extent,
+    filled,
+    label_sums,
+    labelled_boxes,
+    rims,
+)
 from workbench.imaging._scale import to_working_scale
 from workbench.imaging.denoise import (
     FACE_MIN_AREA_UM2,
     IMPERFECTION_KINDS,
     Artifact,
+    ImperfectionRemoval,
     denoise,
     flatten_illumination,
     remove_imperfections,
@@ -58,10 +67,12 @@ FAINT_DARKNESS = 0.02  # on the image smoothed at FAINT_SIGMA_UM: out-of-focus c
 FAINT_SIGMA_UM = 6.0
 FAINT_MIN_AREA_UM2 = 800.0  # smaller faint blobs are dust (3-10 µm specks, blurred)
 KEEP_OUT_UM = 8.0
+DUST_MIN_DARKNESS = 0.10  # a speck is clearly dark somewhere
+LINE_KINDS = ("fibre", "scratch")
 FACE_MIN_CONTACT_UM = 4.0
 FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
-CONCAVITY_MIN_UM = 4.0
-AGGLOMERATE_BLEND = np.array([0.64, 0.29, 0.09, 0.25])  # faces, concavities, areas, 1
+CONCAVITY_MIN_UM = 3.0
+AGGLOMERATE_BLEND = np.array([0.249, 0.337, 0.392, 0.169])  # outer faces, faces, dents, 1
 RIM_REACH_UM = 7.0  # rim thickness plus a pixel: a face this close to outside touches it
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
@@ -144,12 +155,15 @@ def detections_from_labels(
     ([[7.5, 5.5]], [32.0])
     """
     count = len(members)
-    index = np.arange(1, count + 1)
+    rows, cols = np.indices(labels.shape)
+    pixels = np.maximum(label_sums(np.ones(labels.shape), labels, count), 1.0)
+    centres = np.column_stack(
+        [label_sums(cols, labels, count) / pixels, label_sums(rows, labels, count) / pixels]
+    )
     if areas is None:
-        areas = ndi.sum_labels(np.ones(labels.shape), labels, index) if count else np.zeros(0)
-    centres = np.array(ndi.center_of_mass(np.ones(labels.shape), labels, index)).reshape(-1, 2)
+        areas = pixels
     # Pixel centres: working pixel (r, c) covers input pixels [r*scale, (r+1)*scale).
-    centroids = (centres[:, ::-1] + 0.5) * scale - 0.5
+    centroids = (centres + 0.5) * scale - 0.5
     scaled_artifacts = [
         Artifact(
             a.kind,
@@ -188,7 +202,7 @@ def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
     flat, _ = flatten_illumination(work)
     removal = remove_imperfections(denoise(flat), pixel_size_um)
     labels, members, areas, faint_artifacts, faint_labels = segment_particles(
-        removal.cleaned, pixel_size_um, removal.mask
+        removal.cleaned, pixel_size_um, removal
     )
     artifact_labels = removal.labels.copy()
     offset = len(removal.artifacts)
@@ -199,7 +213,7 @@ def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
 
 
 def segment_particles(
-    flat: np.ndarray, pixel_size_um: float, removed: np.ndarray | None = None
+    flat: np.ndarray, pixel_size_um: float, removal: ImperfectionRemoval | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Artifact], np.ndarray]:
     """Particles, their crystal numbers and areas on a flattened, cleaned image.
 
@@ -209,8 +223,9 @@ def segment_particles(
         Background 1.0, imperfections painted over.
     pixel_size_um : float
         Pixel side in µm (about 2 for the tuned parameters).
-    removed : ndarray of bool, optional
-        Pixels already painted over (not searched again for faint objects).
+    removal : ImperfectionRemoval, optional
+        What was painted over (not searched again; faint continuations of removed
+        fibres and scratches are not crystals).
 
     Returns
     -------
@@ -244,8 +259,13 @@ def segment_particles(
         else np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
     )
     keep_out = cv2.dilate((labels > 0).astype(np.uint8), disk(KEEP_OUT_UM * px)).astype(bool)
-    if removed is not None:
-        keep_out |= removed
+    near_lines = np.zeros(flat.shape, bool)
+    if removal is not None:
+        keep_out |= removal.mask
+        lines = [i + 1 for i, a in enumerate(removal.artifacts) if a.kind in LINE_KINDS]
+        near_lines = cv2.dilate(
+            np.isin(removal.labels, lines).astype(np.uint8), disk(KEEP_OUT_UM * px)
+        ).astype(bool)
     smooth = cv2.GaussianBlur(darkness, (0, 0), FAINT_SIGMA_UM * px)
     # Rim fragments without a face (blurred crystals, specks) join the faint blobs.
     faint = ((smooth > FAINT_DARKNESS) | solid) & ~keep_out & (labels == 0)
@@ -254,8 +274,11 @@ def segment_particles(
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
     artifact_labels = np.zeros(flat.shape, np.int32)
+    dust_area = FAINT_MIN_AREA_UM2 * px * px
     for box, component in labelled_boxes(faint_labels):
-        kind = _faint_kind(component, px)
+        if component.sum() < dust_area and darkness[box][component].max() < DUST_MIN_DARKNESS:
+            continue  # neither a crystal nor a speck: smoothed noise
+        kind = _faint_kind(component, px, bool(near_lines[box][component].any()))
         if kind is not None:
             rows, cols = np.nonzero(component)
             centroid = (float(cols.mean() + box[1].start), float(rows.mean() + box[0].start))
@@ -274,50 +297,76 @@ def segment_particles(
 def _sharp_particles(darkness: np.ndarray, px: float):
     """Particles outlined by sharp rims: labels, crystals per particle, corrected areas,
     and the solid (filled rims) mask, faceless fragments included."""
+    features = sharp_particle_features(darkness, px)
+    # A convex outline is one crystal. Otherwise the number of crystals is a linear
+    # blend of the faces that reach the outline, all faces and the concavities, fitted
+    # by least squares on synthetic legacy frames (faces alone miss crystals whose
+    # shared edges are faint or split by facets; concavities miss hidden junctions).
+    concavities = features["concavities"]
+    blend = np.column_stack(
+        [features["outer_faces"], features["all_faces"], concavities, np.ones(concavities.size)]
+    )
+    members = np.where(
+        concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
+    )
+    areas = _eroded_area(features["raw_areas"], features["perimeters"], RIM_REACH_OUT_UM * px)
+    return features["labels"], members.astype(int), areas, features["solid"]
+
+
+def sharp_particle_features(darkness: np.ndarray, px: float) -> dict[str, np.ndarray]:
+    """Sharp particles and the features their crystal numbers are estimated from.
+
+    Exposed for calibration: ``labels``, ``solid``, and per particle ``raw_areas``
+    (pixels), ``concavities``, ``perimeters`` (pixels), ``outer_faces``, ``all_faces``;
+    ``typical`` is the median
+    area of convex (single) particles.
+    """
     strong, traced = rims(darkness)
     solid = filled(traced)
     particle_labels, count = ndi.label(solid, structure=np.ones((3, 3), bool))
-    index = np.arange(1, count + 1)
     # A crystal encloses an interior: inside its strong rims (a dark crystal), or inside
     # its traced rims (a light crystal with a faint edge). Specks and lines enclose none.
     enclosed = (filled(strong) & ~strong) | (solid & ~traced)
-    interior = ndi.sum_labels(enclosed, particle_labels, index) if count else np.zeros(0)
+    interior = label_sums(enclosed, particle_labels, count)
     kept = np.flatnonzero(interior >= FACE_MIN_AREA_UM2 * px * px) + 1
     lookup = np.zeros(count + 1, np.int32)
     lookup[kept] = np.arange(1, kept.size + 1)
     labels = lookup[particle_labels]
-    raw_areas = np.asarray(ndi.sum_labels(solid, labels, np.arange(1, kept.size + 1)), float)
-    concavities = _concavities(labels, px)
+    raw_areas = label_sums(solid, labels, kept.size)
+    concavities, perimeters = _outlines(labels, px)
     singles = raw_areas[concavities == 0]
     typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px)
-    faces = _edge_faces(solid, strong, labels, typical, px)
-    # A convex outline is one crystal. Otherwise the number of crystals is a linear
-    # blend of the faces that reach the outline, the concavities and the area, fitted
-    # by least squares on synthetic legacy frames (faces alone miss crystals whose
-    # shared edges are faint; concavities alone miss those on the far side).
-    blend = np.array([faces, concavities, raw_areas / typical, np.ones(kept.size)]).T
-    members = np.where(
-        concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
-    )
-    areas = _shrunk_area(raw_areas, RIM_REACH_OUT_UM * px)
-    return labels, members.astype(int), areas, solid
+    outer_faces, all_faces = _faces(solid, strong, labels, typical, px)
+    return {
+        "labels": labels,
+        "solid": solid,
+        "raw_areas": raw_areas,
+        "concavities": concavities,
+        "perimeters": perimeters,
+        "outer_faces": outer_faces,
+        "all_faces": all_faces,
+        "typical": np.float64(typical),
+    }
 
 
 def _typical_area(px: float) -> float:
     return np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
 
 
-def _concavities(labels: np.ndarray, px: float) -> np.ndarray:
-    """Per particle, the dents in its outline deeper than CONCAVITY_MIN_UM.
+def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per particle, the dents in its outline deeper than CONCAVITY_MIN_UM, and the
+    outline's length in pixels.
 
     A crystal is convex; where two crystals of an agglomerate meet, the outline dents.
     """
-    found = np.zeros(int(labels.max()), int)
+    count = int(labels.max())
+    dents, perimeters = np.zeros(count, int), np.zeros(count)
     min_depth = CONCAVITY_MIN_UM * px
     for index, (_, region) in enumerate(labelled_boxes(labels)):
         outline = np.pad(region, 1).astype(np.uint8)
         contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         contour = max(contours, key=len)
+        perimeters[index] = cv2.arcLength(contour, True)
         if len(contour) < 4:
             continue
         hull = cv2.convexHull(contour, returnPoints=False)
@@ -326,40 +375,56 @@ def _concavities(labels: np.ndarray, px: float) -> np.ndarray:
         except cv2.error:  # self-touching outlines of one-pixel-wide parts
             continue
         if defects is not None:
-            found[index] = int((defects[:, 0, 3] / 256.0 > min_depth).sum())
-    return found
+            dents[index] = int((defects[:, 0, 3] / 256.0 > min_depth).sum())
+    return dents, perimeters
 
 
-def _edge_faces(
+def _faces(
     solid: np.ndarray, strong: np.ndarray, labels: np.ndarray, typical: float, px: float
-) -> np.ndarray:
-    """Per particle, the faces (regions between strong rims) that reach its outline.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per particle, the faces (regions between strong rims) that reach its outline, and
+    all its faces; slivers under a few % of a typical crystal are not faces.
 
-    Each crystal of an agglomerate owns such a face; the lens where two overlap touches
-    the outline only at its tips, and slivers are smaller than a few % of a crystal.
+    Each crystal of an agglomerate owns a face that reaches the outline; the lens where
+    two overlap touches the outline only at its tips.
     """
     face_labels, face_count = ndi.label(solid & ~strong)
     count = int(labels.max())
     if face_count == 0:
-        return np.zeros(count, int)
-    face_index = np.arange(1, face_count + 1)
+        return np.zeros(count, int), np.zeros(count, int)
     edge = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, 3) <= RIM_REACH_UM * px
-    area = ndi.sum_labels(face_labels > 0, face_labels, face_index)
-    contact = ndi.sum_labels(edge, face_labels, face_index)
-    owner = ndi.maximum(labels, face_labels, face_index).astype(int)
-    min_area = max(FACE_MIN_AREA_UM2 * px * px, FACE_MIN_SHARE * typical)
-    counted = (area >= min_area) & (contact >= FACE_MIN_CONTACT_UM * px) & (owner > 0)
-    return np.bincount(owner[counted], minlength=count + 1)[1:]
+    area = np.bincount(face_labels.ravel(), minlength=face_count + 1)[1:]
+    contact = label_sums(edge, face_labels, face_count)
+    # A face lies inside one particle: any of its pixels names the owner.
+    owner = np.zeros(face_count + 1, int)
+    owner[face_labels.ravel()] = labels.ravel()
+    owner = owner[1:]
+    large = (area >= max(FACE_MIN_AREA_UM2 * px * px, FACE_MIN_SHARE * typical)) & (owner > 0)
+    outer = large & (contact >= FACE_MIN_CONTACT_UM * px)
+    return (
+        np.bincount(owner[outer], minlength=count + 1)[1:],
+        np.bincount(owner[large], minlength=count + 1)[1:],
+    )
 
 
-def _faint_kind(component: np.ndarray, px: float) -> str | None:
-    """``dust`` (small), ``scratch`` (long and thin) or None (an out-of-focus crystal)."""
+def _faint_kind(component: np.ndarray, px: float, near_line: bool) -> str | None:
+    """``dust`` (small), ``fibre``/``scratch`` (a faint continuation of a removed line,
+    or long and thin) or None (an out-of-focus crystal)."""
     if component.sum() < FAINT_MIN_AREA_UM2 * px * px:
         return "dust"
+    if near_line:
+        return "fibre"
     thickness = 2.0 * depth(component).max()
     if thickness <= FAINT_LINE_MAX_WIDTH_UM * px and extent(component)[0] >= 4 * thickness:
         return "scratch"
     return None
+
+
+def _eroded_area(area: np.ndarray, perimeter: np.ndarray, reach_px: float) -> np.ndarray:
+    """Area of the outline moved `reach_px` inwards (Steiner's formula, exact for convex
+    outlines): ``area - perimeter * reach + pi * reach**2``."""
+    eroded = area - perimeter * reach_px + np.pi * reach_px**2
+    return np.maximum(eroded, 0.25 * area)
 
 
 def _shrunk_area(area, reach_px: float):

@@ -1,0 +1,94 @@
+"""workbench.imaging.denoise: flat field, denoisers, imperfection removal."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+from workbench.errors import WorkbenchError
+from workbench.imaging.denoise import (
+    DENOISERS,
+    denoise,
+    estimate_background,
+    flatten_illumination,
+    remove_imperfections,
+)
+from workbench.synth import synthesize
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return synthesize("legacy", seed=11, density_per_mm2=25)
+
+
+def test_background_follows_illumination_under_crystals(sample):
+    gray = sample.image.astype(np.float32) / 255
+    error = estimate_background(gray) / sample.illumination - 1
+    assert np.percentile(np.abs(error), 99) < 0.006
+    flat, _ = flatten_illumination(gray)
+    assert abs(float(np.median(flat)) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("method", sorted(DENOISERS))
+def test_denoisers_improve_psnr_over_the_noisy_frame(sample, method):
+    noisy = sample.image.astype(np.float32) / 255
+    before = peak_signal_noise_ratio(sample.clean, noisy, data_range=1.0)
+    after = peak_signal_noise_ratio(sample.clean, denoise(noisy, method), data_range=1.0)
+    if method == "gaussian":  # blurs the rims: allowed to lose, but not by much
+        assert after > before - 1.5
+    else:
+        assert after > before + 0.5
+
+
+def test_unknown_denoiser_is_a_user_error():
+    with pytest.raises(WorkbenchError, match="unknown denoiser 'median'"):
+        denoise(np.ones((8, 8), np.float32), "median")
+
+
+def _blank() -> np.ndarray:
+    return np.ones((400, 400), np.float32)
+
+
+def test_opaque_blob_is_debris_and_is_painted_over():
+    flat = _blank()
+    cv2.circle(flat, (100, 100), 8, 0.2, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["debris"] == 1
+    assert sum(removal.removed.values()) == 1
+    assert removal.mask[100, 100] and removal.cleaned[100, 100] == 1.0
+
+
+def test_dark_ring_with_bright_centre_is_a_bubble():
+    flat = _blank()
+    cv2.circle(flat, (200, 200), 40, 0.25, 9)
+    cv2.circle(flat, (200, 200), 12, 1.2, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["bubble"] == 1
+    assert removal.mask[200, 200]
+
+
+def test_long_thin_curve_is_a_fibre_and_a_crystal_is_kept():
+    flat = _blank()
+    t = np.linspace(0, 1, 50)
+    curve = np.column_stack([40 + 300 * t, 300 - 80 * np.sin(2.5 * t)]).astype(np.int32)
+    cv2.polylines(flat, [curve], False, 0.55, 2)
+    crystal = np.array([[60, 60], [90, 62], [88, 90], [58, 88]], np.int32)
+    cv2.polylines(flat, [crystal], True, 0.55, 1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["fibre"] + removal.removed["scratch"] == 1
+    assert not removal.mask[75, 60]  # the crystal's rim is left alone
+
+
+def test_many_imperfections_are_all_found():
+    sample = synthesize(
+        "legacy", seed=5, density_per_mm2=10,
+        imperfections={"bubble": 3, "debris": 5, "fibre": 3, "dust": 10},
+    )
+    flat, _ = flatten_illumination(sample.image.astype(np.float32) / 255)
+    removal = remove_imperfections(denoise(flat), 2.0)
+    truth = sample.truth["artifacts"]
+    assert removal.removed["bubble"] >= truth["bubble"] - 1
+    assert removal.removed["debris"] >= truth["debris"] - 1
+    assert removal.removed["fibre"] + removal.removed["scratch"] >= 2

@@ -1,0 +1,133 @@
+"""workbench.imaging.pipeline: accuracy floors on synthetic frames, inputs, the contract."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from workbench.errors import WorkbenchError
+from workbench.imaging.evaluate import score_image, summarize
+from workbench.imaging.io import load_image
+from workbench.imaging.measure import agglomeration_pct, csd_histogram, primary_diameters_um
+from workbench.imaging.pipeline import METHODS, analyze, guess_camera, resolve_method
+from workbench.synth import synthesize
+
+CONTRACT_KEYS = {"image", "count", "particles", "agglomerates", "artifacts_removed", "csd_um",
+                 "method", "seconds"}
+# Floors, not targets: the benchmark measures the targets (>= 98.5 %) on a larger set.
+# These catch a regression on three seeded frames per density.
+ACCURACY_FLOOR = 0.96
+
+
+@pytest.mark.parametrize("density", [10.0, 25.0, 50.0])
+def test_accuracy_floor_per_density(density):
+    scores = []
+    for seed in (401, 402, 403):
+        sample = synthesize("legacy", seed=seed, density_per_mm2=density)
+        report = analyze(sample.image, "legacy")
+        scores.append(score_image(report, sample.truth, sample.labels))
+    summary = summarize(scores)
+    assert summary["accuracy"] >= ACCURACY_FLOOR, summary
+    assert summary["detection_f1"] >= 0.97, summary
+    assert summary["imperfections_pct"] <= 1.0, summary
+    assert summary["d50_error_pct"] <= 8.0, summary
+
+
+def test_imperfections_are_not_counted():
+    sample = synthesize(
+        "legacy", seed=77, density_per_mm2=15,
+        imperfections={"bubble": 4, "debris": 6, "fibre": 4, "scratch": 2, "dust": 20},
+    )
+    report = analyze(sample.image, "legacy")
+    score = score_image(report, sample.truth, sample.labels)
+    assert score.imperfection_crystals <= 1
+    assert abs(report.count - sample.truth["count"]) <= 0.05 * sample.truth["count"]
+    assert report.artifacts_removed >= 10
+    assert report.removed["bubble"] >= 3
+
+
+def test_input_types_give_the_same_count(tmp_path):
+    sample = synthesize("legacy", seed=9, density_per_mm2=20, shape=(512, 640))
+    as_uint8 = analyze(sample.image).count
+    assert analyze(sample.image.astype(np.uint16) * 257).count == as_uint8
+    assert analyze(sample.image.astype(np.float32) / 255).count == as_uint8
+    assert analyze(np.dstack([sample.image] * 3)).count == as_uint8
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), sample.image)
+    report = analyze(load_image(path))
+    assert report.count == as_uint8 and report.image == "frame.png"
+
+
+def test_report_contract_and_consistency():
+    sample = synthesize("legacy", seed=12, density_per_mm2=30, shape=(512, 640))
+    report = analyze(sample.image, "legacy")
+    contract = report.to_json()
+    assert set(contract) == CONTRACT_KEYS
+    assert set(contract["csd_um"]) == {"d10", "d50", "d90"}
+    assert contract["csd_um"]["d10"] <= contract["csd_um"]["d50"] <= contract["csd_um"]["d90"]
+    particles = [o for o in report.objects if o["kind"] in ("crystal", "agglomerate")]
+    assert len(particles) == report.particles
+    assert sum(o["members"] for o in particles) == report.count
+    assert sum(o["kind"] == "agglomerate" for o in particles) == report.agglomerates
+    assert sum(report.removed.values()) == report.artifacts_removed
+    assert 0.0 <= report.agglomeration_pct <= 100.0
+
+
+def test_hires_frames_are_counted_at_working_scale():
+    # A quarter of a 12 MP frame keeps the test fast; the pixel size is the hires one.
+    sample = synthesize("hires", seed=21, density_per_mm2=25, shape=(1500, 2000))
+    assert guess_camera(sample.image) == "legacy"  # 3 MP: too small to be called hires
+    report = analyze(sample.image, "hires")
+    truth = sample.truth["count"]
+    assert abs(report.count - truth) <= 0.08 * truth
+    assert report.csd_um["d50"] == pytest.approx(sample.truth["csd_um"]["d50"], rel=0.12)
+
+
+def test_methods_and_auto():
+    legacy = SimpleNamespace(name="legacy")
+    hires = SimpleNamespace(name="hires")
+    assert resolve_method("auto", legacy) == "classical"
+    expected = "model" if "model" in METHODS else "classical"
+    assert resolve_method("auto", hires) == expected
+    with pytest.raises(WorkbenchError, match="unknown method"):
+        analyze(np.zeros((100, 100), np.uint8), method="magic")
+    assert guess_camera(np.zeros((3000, 4000, 3), np.uint8)) == "hires"
+
+
+@pytest.mark.parametrize("method", ["otsu", "blob_log"])
+def test_baselines_run_and_count_something(method):
+    sample = synthesize("legacy", seed=3, density_per_mm2=25, shape=(512, 640))
+    report = analyze(sample.image, "legacy", method=method)
+    assert report.method == method and report.count > 0
+    assert report.agglomerates == 0  # baselines call every particle one crystal
+
+
+def test_perfect_prediction_scores_perfectly():
+    sample = synthesize("legacy", seed=4, density_per_mm2=20, shape=(512, 640))
+    truth = sample.truth
+    by_id = {o["id"]: o for o in truth["objects"]}
+    particles = [
+        {"kind": o["kind"], "centroid_xy": o["centroid_xy"],
+         "members": len(o["members"]) if o["kind"] == "agglomerate" else 1}
+        for o in truth["objects"]
+        if o["kind"] == "agglomerate" or (o["kind"] == "crystal" and o["agglomerate"] is None)
+    ]
+    assert sum(p["members"] for p in particles) == truth["count"]
+    report = SimpleNamespace(count=truth["count"], csd_um=truth["csd_um"], seconds=0.0,
+                             objects=particles)
+    score = score_image(report, truth, sample.labels)
+    assert score.accuracy == 1.0 and score.fp == 0 and score.fn == 0
+    assert score.agg_fp == 0 and score.agg_fn == 0 and score.imperfection_crystals == 0
+    assert len(by_id) == len(truth["objects"])
+
+
+def test_measure_helpers():
+    diameters = primary_diameters_um(np.array([100.0, 400.0]), np.array([1, 4]), 2.0)
+    assert diameters.size == 5
+    assert np.allclose(diameters, diameters[0])
+    counts, edges = csd_histogram(diameters, bins=4)
+    assert counts.sum() == 5 and edges.size == 5
+    assert agglomeration_pct(np.array([1, 4])) == 80.0
