@@ -63,11 +63,14 @@ from workbench.imaging.denoise import (
     remove_imperfections,
 )
 
-FAINT_DARKNESS = 0.02  # on the image smoothed at FAINT_SIGMA_UM: out-of-focus crystals
+FAINT_DARKNESS = 0.015
 FAINT_SIGMA_UM = 6.0
 FAINT_MIN_AREA_UM2 = 800.0  # smaller faint blobs are dust (3-10 µm specks, blurred)
 KEEP_OUT_UM = 8.0
 DUST_MIN_DARKNESS = 0.10  # a speck is clearly dark somewhere
+HOLLOW_SHARE = 0.5  # a ring-like faint blob's centre is at most this dark, relative
+FAINT_CRYSTAL_MIN_AREA_UM2 = 300.0
+NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
 FACE_MIN_CONTACT_UM = 4.0
 FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
@@ -274,11 +277,10 @@ def segment_particles(
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
     artifact_labels = np.zeros(flat.shape, np.int32)
-    dust_area = FAINT_MIN_AREA_UM2 * px * px
     for box, component in labelled_boxes(faint_labels):
-        if component.sum() < dust_area and darkness[box][component].max() < DUST_MIN_DARKNESS:
-            continue  # neither a crystal nor a speck: smoothed noise
-        kind = _faint_kind(component, px, bool(near_lines[box][component].any()))
+        kind = _faint_kind(component, darkness[box], px, bool(near_lines[box][component].any()))
+        if kind == NOISE:
+            continue
         if kind is not None:
             rows, cols = np.nonzero(component)
             centroid = (float(cols.mean() + box[1].start), float(rows.mean() + box[0].start))
@@ -407,13 +409,27 @@ def _faces(
     )
 
 
-def _faint_kind(component: np.ndarray, px: float, near_line: bool) -> str | None:
-    """``dust`` (small), ``fibre``/``scratch`` (a faint continuation of a removed line,
-    or long and thin) or None (an out-of-focus crystal)."""
-    if component.sum() < FAINT_MIN_AREA_UM2 * px * px:
-        return "dust"
+def _faint_kind(
+    component: np.ndarray, darkness: np.ndarray, px: float, near_line: bool
+) -> str | None:
+    """What a faint blob is: None for an out-of-focus crystal, else ``dust``, ``fibre``
+    or ``scratch``, or NOISE for nothing at all.
+
+    A small blob is a crystal when it is hollow (a ring: its centre is far lighter
+    than its darkest part), dust when it is dark in the middle; a blob touching a
+    removed fibre or scratch is the faint end of it; a long thin one is a scratch.
+    """
+    area = component.sum()
     if near_line:
         return "fibre"
+    if area < FAINT_MIN_AREA_UM2 * px * px:
+        peak = float(darkness[component].max())
+        rows, cols = np.nonzero(component)
+        row, col = int(round(rows.mean())), int(round(cols.mean()))
+        centre = float(darkness[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].mean())
+        if centre < HOLLOW_SHARE * peak and area >= FAINT_CRYSTAL_MIN_AREA_UM2 * px * px:
+            return None
+        return "dust" if peak >= DUST_MIN_DARKNESS else NOISE
     thickness = 2.0 * depth(component).max()
     if thickness <= FAINT_LINE_MAX_WIDTH_UM * px and extent(component)[0] >= 4 * thickness:
         return "scratch"
