@@ -38,6 +38,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from workbench.imaging._morphology import (
+    RIM_DARKNESS,
     components,
     depth,
     disk,
@@ -57,6 +58,7 @@ DEFAULT_DENOISER = "bilateral"
 OPAQUE_DARKNESS = 0.40
 OPAQUE_MEAN_DARKNESS = 0.50
 OPAQUE_MIN_AREA_UM2 = 120.0
+OPAQUE_MIN_SHARE = 0.25  # of the dark (rim-level) region around it
 BUBBLE_MIN_DIAMETER_UM = 50.0
 FIBRE_MIN_LENGTH_UM = 80.0
 FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
@@ -312,11 +314,17 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float):
     ).astype(bool)
     shape = darkness.shape
     min_area = OPAQUE_MIN_AREA_UM2 * px_per_um**2
+    # Where rims of overlapping crystals cross, dark spots survive the opening; but they
+    # are a small part of the web of rims they sit in, while an opaque object is most
+    # of the dark region around it.
+    dark_labels, _ = ndi.label(darkness > RIM_DARKNESS, structure=np.ones((3, 3), bool))
+    dark_areas = np.bincount(dark_labels.ravel())
     for box, component in components(core):
         area = component.sum()
-        # Where rims of overlapping crystals cross, small very dark spots survive the
-        # opening; real opaque objects are larger and dark all over.
         if area < min_area or darkness[box][component].mean() < OPAQUE_MEAN_DARKNESS:
+            continue
+        surrounding = dark_areas[dark_labels[box][component][0]]
+        if area < OPAQUE_MIN_SHARE * surrounding:
             continue
         kind, margin = _opaque_kind(component, box, shape, px_per_um)
         outer = grown(box, shape, margin + 1)

@@ -72,6 +72,7 @@ HOLLOW_SHARE = 0.5  # a ring-like faint blob's centre is at most this dark, rela
 FAINT_CRYSTAL_MIN_AREA_UM2 = 300.0
 NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
+SLIVER_SHARE = 0.1  # a crystal's interior is a fair part of its area
 FACE_MIN_CONTACT_UM = 4.0
 FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
 CONCAVITY_MIN_UM = 3.0
@@ -254,7 +255,13 @@ def segment_particles(
     """
     px = 1.0 / pixel_size_um
     darkness = 1.0 - np.asarray(flat, np.float32)
-    labels, members, areas, solid = _sharp_particles(darkness, px)
+    near_lines = np.zeros(flat.shape, bool)
+    if removal is not None:
+        lines = [i + 1 for i, a in enumerate(removal.artifacts) if a.kind in LINE_KINDS]
+        near_lines = cv2.dilate(
+            np.isin(removal.labels, lines).astype(np.uint8), disk(KEEP_OUT_UM * px)
+        ).astype(bool)
+    labels, members, areas, solid = _sharp_particles(darkness, px, near_lines)
     singles = areas[members == 1]
     typical_area = (
         float(np.median(singles))
@@ -262,13 +269,8 @@ def segment_particles(
         else np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
     )
     keep_out = cv2.dilate((labels > 0).astype(np.uint8), disk(KEEP_OUT_UM * px)).astype(bool)
-    near_lines = np.zeros(flat.shape, bool)
     if removal is not None:
         keep_out |= removal.mask
-        lines = [i + 1 for i, a in enumerate(removal.artifacts) if a.kind in LINE_KINDS]
-        near_lines = cv2.dilate(
-            np.isin(removal.labels, lines).astype(np.uint8), disk(KEEP_OUT_UM * px)
-        ).astype(bool)
     smooth = cv2.GaussianBlur(darkness, (0, 0), FAINT_SIGMA_UM * px)
     # Rim fragments without a face (blurred crystals, specks) join the faint blobs.
     faint = ((smooth > FAINT_DARKNESS) | solid) & ~keep_out & (labels == 0)
@@ -296,10 +298,10 @@ def segment_particles(
     )
 
 
-def _sharp_particles(darkness: np.ndarray, px: float):
+def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
     """Particles outlined by sharp rims: labels, crystals per particle, corrected areas,
     and the solid (filled rims) mask, faceless fragments included."""
-    features = sharp_particle_features(darkness, px)
+    features = sharp_particle_features(darkness, px, near_lines)
     # A convex outline is one crystal. Otherwise the number of crystals is a linear
     # blend of the faces that reach the outline, all faces and the concavities, fitted
     # by least squares on synthetic legacy frames (faces alone miss crystals whose
@@ -315,8 +317,13 @@ def _sharp_particles(darkness: np.ndarray, px: float):
     return features["labels"], members.astype(int), areas, features["solid"]
 
 
-def sharp_particle_features(darkness: np.ndarray, px: float) -> dict[str, np.ndarray]:
+def sharp_particle_features(
+    darkness: np.ndarray, px: float, near_lines: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Sharp particles and the features their crystal numbers are estimated from.
+
+    A region touching `near_lines` (around removed fibres and scratches) whose interior
+    is a sliver, such as where two fibres cross, is left out: it is part of the lines.
 
     Exposed for calibration: ``labels``, ``solid``, and per particle ``raw_areas``
     (pixels), ``concavities``, ``perimeters`` (pixels), ``outer_faces``, ``all_faces``;
@@ -330,7 +337,12 @@ def sharp_particle_features(darkness: np.ndarray, px: float) -> dict[str, np.nda
     # its traced rims (a light crystal with a faint edge). Specks and lines enclose none.
     enclosed = (filled(strong) & ~strong) | (solid & ~traced)
     interior = label_sums(enclosed, particle_labels, count)
-    kept = np.flatnonzero(interior >= FACE_MIN_AREA_UM2 * px * px) + 1
+    crystal_like = interior >= FACE_MIN_AREA_UM2 * px * px
+    if near_lines is not None:
+        touching = label_sums(near_lines, particle_labels, count) > 0
+        sliver = interior < SLIVER_SHARE * label_sums(solid, particle_labels, count)
+        crystal_like &= ~(touching & sliver)
+    kept = np.flatnonzero(crystal_like) + 1
     lookup = np.zeros(count + 1, np.int32)
     lookup[kept] = np.arange(1, kept.size + 1)
     labels = lookup[particle_labels]
