@@ -60,6 +60,8 @@ OPAQUE_MEAN_DARKNESS = 0.50
 OPAQUE_MIN_AREA_UM2 = 120.0
 OPAQUE_MIN_SHARE = 0.25  # of the dark (rim-level) region around it
 BUBBLE_MIN_DIAMETER_UM = 50.0
+BUBBLE_RING_DARKNESS = 0.25
+BUBBLE_MIN_ROUNDNESS = 0.75  # filled area over its enclosing circle's
 FIBRE_MIN_LENGTH_UM = 80.0
 FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
 FIBRE_MIN_ASPECT = 5.0
@@ -267,11 +269,15 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
     -----
     Classification by shape and intensity:
 
-    - *opaque* objects are more than 40 % dark over a core at least 3 px thick (a
-      crystal rim is never that thick). Hollow ones (a thick dark ring around a bright
-      centre) at least 50 µm across are **bubbles**, the rest **debris**.
-    - dark structures whose filled shape is long (>= 50 µm) and thin (<= 8 µm) are
-      **fibres** (or dark **scratches** when straight).
+    - **bubbles**: a ring more than 25 % dark and at least 4 px thick (a crystal rim
+      is thinner), round, at least 50 µm across, around a lighter centre.
+    - *opaque* objects are more than 40 % dark over a core at least 3 px thick and
+      make most of the dark region around them (where rims of an agglomerate cross,
+      small dark spots form, but within a web of rims): **debris**, or **fibres**
+      when long and thin (and bubbles missed above when hollow).
+    - dark structures whose filled shape is long (>= 80 µm, 5 times its width) and
+      thin (<= 16 µm) and not a compact loop are **fibres** (or dark **scratches**
+      when straight).
     - faint long straight lines and tiny specks are found later, with the faint
       crystals (:func:`workbench.imaging.segment.detect_crystals`), since they are
       told apart from out-of-focus crystals by the same features.
@@ -297,7 +303,9 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
         labels[region & (labels == 0)] = len(artifacts)
 
     px_per_um = 1.0 / pixel_size_um
-    for kind, region in _opaque_objects(darkness, px_per_um):
+    for region in _bubbles(darkness, px_per_um):
+        add("bubble", region)
+    for kind, region in _opaque_objects(np.where(labels > 0, 0.0, darkness), px_per_um):
         add(kind, region)
     _, traced = rims(np.where(labels > 0, 0.0, darkness))
     for kind, region in _dark_lines(traced, px_per_um):
@@ -305,6 +313,35 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
     cleaned = flat.copy()
     cleaned[labels > 0] = 1.0
     return ImperfectionRemoval(cleaned, labels, artifacts)
+
+
+def _bubbles(darkness: np.ndarray, px_per_um: float):
+    """Air bubbles: a thick dark ring, round, at least 50 µm across, around a bright
+    centre. Some rings are only 40 % dark, lighter than debris; their thickness and
+    shape tell them from crystals, whose rims are thin."""
+    ring = cv2.morphologyEx(
+        (darkness > BUBBLE_RING_DARKNESS).astype(np.uint8), cv2.MORPH_OPEN, disk(1.5)
+    ).astype(bool)
+    shape = darkness.shape
+    min_diameter = BUBBLE_MIN_DIAMETER_UM * px_per_um
+    for box, component in components(ring):
+        if component.sum() < OPAQUE_MIN_AREA_UM2 * px_per_um**2:
+            continue
+        filled = _filled(component, box, shape)
+        area = float(filled.sum())
+        diameter = 2.0 * np.sqrt(area / np.pi)
+        if diameter < min_diameter or area < 1.6 * component.sum():
+            continue
+        points = np.column_stack(np.nonzero(filled)[::-1]).astype(np.float32)
+        _, radius = cv2.minEnclosingCircle(points)
+        if area < BUBBLE_MIN_ROUNDNESS * np.pi * radius**2:
+            continue
+        margin = 2 + int(0.15 * diameter)  # the bright halo just outside the ring
+        region = np.zeros(shape, bool)
+        region[box] = filled
+        outer = grown(box, shape, margin + 1)
+        region[outer] = cv2.dilate(region[outer].astype(np.uint8), disk(margin)).astype(bool)
+        yield region
 
 
 def _opaque_objects(darkness: np.ndarray, px_per_um: float):

@@ -24,7 +24,8 @@ IMPERFECTION_RGB = (230, 0, 230)
 
 
 def draw_overlay(image, report) -> np.ndarray:
-    """Outline crystals, agglomerates and removed imperfections, with a legend.
+    """Outline crystals, agglomerates (with their estimated crystal number) and removed
+    imperfections, with a legend.
 
     Parameters
     ----------
@@ -49,6 +50,7 @@ def draw_overlay(image, report) -> np.ndarray:
         is_agglomerate = np.isin(labels, agglomerate_ids)
         _outline(canvas, np.where(is_agglomerate, 0, labels), CRYSTAL_RGB, thickness)
         _outline(canvas, np.where(is_agglomerate, labels, 0), AGGLOMERATE_RGB, thickness)
+        _member_counts(canvas, detections, thickness)
     if detections is not None and detections.artifact_labels is not None:
         _outline(canvas, _to_shape(detections.artifact_labels, shape), IMPERFECTION_RGB, thickness)
     _legend(canvas, report)
@@ -69,6 +71,15 @@ def _outline(canvas: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int
         (cv2.erode(as_float, kernel) != as_float) | (cv2.dilate(as_float, kernel) != as_float)
     )
     canvas[edge] = colour
+
+
+def _member_counts(canvas: np.ndarray, detections, thickness: int) -> None:
+    """Write the estimated number of crystals beside each agglomerate."""
+    scale = 0.35 * thickness
+    for (x, y), members in zip(detections.centroids_xy, detections.members, strict=True):
+        if members > 1:
+            cv2.putText(canvas, str(int(members)), (int(x) + 4 * thickness, int(y)),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, AGGLOMERATE_RGB, thickness, cv2.LINE_AA)
 
 
 def _legend(canvas: np.ndarray, report) -> None:

@@ -69,6 +69,8 @@ FAINT_MIN_AREA_UM2 = 800.0  # smaller faint blobs are dust (3-10 µm specks, blu
 KEEP_OUT_UM = 8.0
 DUST_MIN_DARKNESS = 0.10  # a speck is clearly dark somewhere
 HOLLOW_SHARE = 0.5  # a ring-like faint blob's centre is at most this dark, relative
+SPECK_CENTRE_SHARE = 0.8  # a blurred speck's centre is nearly its darkest point
+CRYSTAL_MIN_DIAMETER_UM = 10.0  # the smallest seed crystals are about 12 µm
 FAINT_CRYSTAL_MIN_AREA_UM2 = 300.0
 NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
@@ -76,7 +78,8 @@ SLIVER_SHARE = 0.1  # a crystal's interior is a fair part of its area
 FACE_MIN_CONTACT_UM = 4.0
 FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
 CONCAVITY_MIN_UM = 3.0
-AGGLOMERATE_BLEND = np.array([0.249, 0.337, 0.392, 0.169])  # outer faces, faces, dents, 1
+SPECK_RADIUS_UM = 3.0
+AGGLOMERATE_BLEND = np.array([0.236, 0.351, 0.389, 0.206])  # outer faces, faces, dents, 1
 RIM_REACH_UM = 7.0  # rim thickness plus a pixel: a face this close to outside touches it
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
@@ -337,10 +340,12 @@ def sharp_particle_features(
     # its traced rims (a light crystal with a faint edge). Specks and lines enclose none.
     enclosed = (filled(strong) & ~strong) | (solid & ~traced)
     interior = label_sums(enclosed, particle_labels, count)
-    crystal_like = interior >= FACE_MIN_AREA_UM2 * px * px
+    outline_areas = label_sums(solid, particle_labels, count)
+    smallest = np.pi / 4 * ((CRYSTAL_MIN_DIAMETER_UM + 2 * RIM_REACH_OUT_UM) * px) ** 2
+    crystal_like = (interior >= FACE_MIN_AREA_UM2 * px * px) & (outline_areas >= smallest)
     if near_lines is not None:
         touching = label_sums(near_lines, particle_labels, count) > 0
-        sliver = interior < SLIVER_SHARE * label_sums(solid, particle_labels, count)
+        sliver = interior < SLIVER_SHARE * outline_areas
         crystal_like &= ~(touching & sliver)
     kept = np.flatnonzero(crystal_like) + 1
     lookup = np.zeros(count + 1, np.int32)
@@ -376,11 +381,17 @@ def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
     count = int(labels.max())
     dents, perimeters = np.zeros(count, int), np.zeros(count)
     min_depth = CONCAVITY_MIN_UM * px
+    smoothing = disk(SPECK_RADIUS_UM * px)
     for index, (_, region) in enumerate(labelled_boxes(labels)):
-        outline = np.pad(region, 1).astype(np.uint8)
+        outline = np.pad(region, 3).astype(np.uint8)
         contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        perimeters[index] = cv2.arcLength(max(contours, key=len), True)
+        # A speck stuck to a crystal dents its outline too: open it away first.
+        opened = cv2.morphologyEx(outline, cv2.MORPH_OPEN, smoothing)
+        contours, _ = cv2.findContours(opened, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        if not contours:
+            continue
         contour = max(contours, key=len)
-        perimeters[index] = cv2.arcLength(contour, True)
         if len(contour) < 4:
             continue
         hull = cv2.convexHull(contour, returnPoints=False)
@@ -434,14 +445,19 @@ def _faint_kind(
     area = component.sum()
     if near_line:
         return "fibre"
+    peak = float(darkness[component].max())
+    rows, cols = np.nonzero(component)
+    row, col = int(round(rows.mean())), int(round(cols.mean()))
+    centre = float(darkness[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].mean())
     if area < FAINT_MIN_AREA_UM2 * px * px:
-        peak = float(darkness[component].max())
-        rows, cols = np.nonzero(component)
-        row, col = int(round(rows.mean())), int(round(cols.mean()))
-        centre = float(darkness[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].mean())
         if centre < HOLLOW_SHARE * peak and area >= FAINT_CRYSTAL_MIN_AREA_UM2 * px * px:
             return None
         return "dust" if peak >= DUST_MIN_DARKNESS else NOISE
+    # A blurred speck is darkest in its middle; a blurred crystal, along its rim.
+    if area < 2 * FAINT_MIN_AREA_UM2 * px * px and peak >= DUST_MIN_DARKNESS and (
+        centre >= SPECK_CENTRE_SHARE * peak
+    ):
+        return "dust"
     thickness = 2.0 * depth(component).max()
     if thickness <= FAINT_LINE_MAX_WIDTH_UM * px and extent(component)[0] >= 4 * thickness:
         return "scratch"
