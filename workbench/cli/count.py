@@ -58,6 +58,7 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
         _prepare_folder(overlay_dir)
     failed = 0
     rows = []
+    overlay_names: set[str] = set()
     progress = tqdm(paths, desc="counting", unit="image", file=sys.stderr,
                     disable=len(paths) < 2, leave=False)
     for path in progress:
@@ -65,7 +66,10 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
             image = load_image(path)
             report = analyze(image, camera or guess_camera(image), pixel_size_um, method)
             if overlay_dir is not None:
-                _write_overlay(overlay_dir / f"{path.stem}.overlay.png", image, report)
+                # Two inputs may share a stem (a.png, a.jpg): keep both overlays.
+                stem = path.stem if path.stem not in overlay_names else path.name
+                overlay_names.add(stem)
+                _write_overlay(overlay_dir / f"{stem}.overlay.png", image, report)
         except WorkbenchError as error:
             failed += 1
             progress.clear()

@@ -88,12 +88,15 @@ def _legend(canvas: np.ndarray, report) -> None:
         (f"agglomerates: {report.agglomerates}", AGGLOMERATE_RGB),
         (f"imperfections removed: {report.artifacts_removed}", IMPERFECTION_RGB),
     ]
-    scale = max(0.4, canvas.shape[1] / 2400)
-    step = int(22 * scale / 0.5)
-    width = int(330 * scale / 0.5)
-    cv2.rectangle(canvas, (4, 4), (4 + width, 10 + step * len(lines)), (255, 255, 255), -1)
+    scale = max(0.4, canvas.shape[1] / 4000)
+    weight = max(1, int(round(scale * 1.5)))
+    sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)[0] for text, _ in lines]
+    step = int(max(h for _, h in sizes) * 1.8)
+    swatch = step // 2
+    width = max(w for w, _ in sizes) + swatch + 24
+    cv2.rectangle(canvas, (4, 4), (4 + width, 12 + step * len(lines)), (255, 255, 255), -1)
     for row, (text, colour) in enumerate(lines):
         y = 4 + step * (row + 1)
-        cv2.rectangle(canvas, (10, y - step // 2 - 2), (10 + step // 2, y - 2), colour, -1)
-        cv2.putText(canvas, text, (16 + step // 2, y), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (0, 0, 0), max(1, int(scale * 2)), cv2.LINE_AA)
+        cv2.rectangle(canvas, (10, y - swatch), (10 + swatch, y), colour, -1)
+        cv2.putText(canvas, text, (18 + swatch, y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), weight, cv2.LINE_AA)
