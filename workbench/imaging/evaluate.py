@@ -43,7 +43,9 @@ class ImageScore:
     d50_true, d50_predicted : float
         Median primary crystal diameter in µm.
     seconds : float
-        Time the method took on this image.
+        Time the method took on this image (wall clock).
+    cpu_seconds : float
+        Processor time it took, when measured (unaffected by other jobs on the machine).
     """
 
     true_count: int
@@ -60,6 +62,7 @@ class ImageScore:
     d50_true: float
     d50_predicted: float
     seconds: float
+    cpu_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         """Plain dict of the fields (JSON-ready)."""
@@ -220,6 +223,7 @@ def summarize(scores: list[ImageScore]) -> dict[str, float]:
         "imperfections_pct": round(100.0 * total("imperfection_crystals") / true_total, 3),
         "d50_error_pct": round(100.0 * float(np.mean(d50_errors)), 2) if d50_errors else 0.0,
         "seconds_per_image": round(float(np.mean([s.seconds for s in scores])), 3),
+        "cpu_seconds_per_image": round(float(np.mean([s.cpu_seconds for s in scores])), 3),
     }
 
 

@@ -9,10 +9,11 @@ thin dark refraction rim along their edges. So the counter works on edges:
    filling holes gives one solid region per particle. Particles never touch in
    the sample, so each connected region is one particle (a single crystal or an
    agglomerate);
-3. inside a particle, the rims split it into *faces*. Each crystal of an agglomerate
-   owns a face that reaches the particle's outer edge, while the lens where two
-   crystals overlap touches the edge only at its tips; so the number of primary
-   crystals is the number of faces with a stretch of outer edge;
+3. a convex particle is one crystal. An outline with dents is an agglomerate; inside
+   it the rims split it into *faces*: each crystal owns one, and where two overlap
+   the lens between them is one more, smaller than both its neighbours. The number
+   of primary crystals is a blend, fitted on synthetic frames, of the faces that are
+   no lens and the dents;
 4. out-of-focus crystals have blurred rims and no clear face; they show as faint
    dark blobs, found on a smoothed image. Their crystal number comes from their area
    over the typical single-crystal area of the same image. Tiny specks (dust) and
@@ -75,12 +76,12 @@ FAINT_CRYSTAL_MIN_AREA_UM2 = 300.0
 NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
 SLIVER_SHARE = 0.1  # a crystal's interior is a fair part of its area
-FACE_MIN_CONTACT_UM = 4.0
 FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
 CONCAVITY_MIN_UM = 3.0
 SPECK_RADIUS_UM = 3.0
-AGGLOMERATE_BLEND = np.array([0.236, 0.351, 0.389, 0.206])  # outer faces, faces, dents, 1
-RIM_REACH_UM = 7.0  # rim thickness plus a pixel: a face this close to outside touches it
+AGGLOMERATE_BLEND = np.array([0.7, 0.319, 0.085])  # exclusive faces, dents, 1
+LENS_NEIGHBOUR_UM = 4.0  # faces this close are neighbours across one rim
+LENS_RATIO = 1.5  # a lens is smaller than both crystals around it by this much
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
 FAINT_LINE_MAX_WIDTH_UM = 32.0
@@ -306,12 +307,12 @@ def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
     and the solid (filled rims) mask, faceless fragments included."""
     features = sharp_particle_features(darkness, px, near_lines)
     # A convex outline is one crystal. Otherwise the number of crystals is a linear
-    # blend of the faces that reach the outline, all faces and the concavities, fitted
-    # by least squares on synthetic legacy frames (faces alone miss crystals whose
-    # shared edges are faint or split by facets; concavities miss hidden junctions).
+    # blend of the faces that are no overlap lens and the concavities, fitted by least
+    # squares on synthetic legacy frames (faces alone miss crystals whose shared edges
+    # are faint; concavities alone miss junctions hidden inside the outline).
     concavities = features["concavities"]
     blend = np.column_stack(
-        [features["outer_faces"], features["all_faces"], concavities, np.ones(concavities.size)]
+        [features["exclusive_faces"], concavities, np.ones(concavities.size)]
     )
     members = np.where(
         concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
@@ -329,8 +330,8 @@ def sharp_particle_features(
     is a sliver, such as where two fibres cross, is left out: it is part of the lines.
 
     Exposed for calibration: ``labels``, ``solid``, and per particle ``raw_areas``
-    (pixels), ``concavities``, ``perimeters`` (pixels), ``outer_faces``, ``all_faces``;
-    ``typical`` is the median
+    (pixels), ``concavities``, ``perimeters`` (pixels), ``exclusive_faces`` (for
+    particles with concavities); ``typical`` is the median
     area of convex (single) particles.
     """
     strong, traced = rims(darkness)
@@ -355,15 +356,14 @@ def sharp_particle_features(
     concavities, perimeters = _outlines(labels, px)
     singles = raw_areas[concavities == 0]
     typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px)
-    outer_faces, all_faces = _faces(solid, strong, labels, typical, px)
+    exclusive_faces = _exclusive_faces(solid, strong, labels, typical, px, concavities > 0)
     return {
         "labels": labels,
         "solid": solid,
         "raw_areas": raw_areas,
         "concavities": concavities,
         "perimeters": perimeters,
-        "outer_faces": outer_faces,
-        "all_faces": all_faces,
+        "exclusive_faces": exclusive_faces,
         "typical": np.float64(typical),
     }
 
@@ -404,32 +404,39 @@ def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
     return dents, perimeters
 
 
-def _faces(
-    solid: np.ndarray, strong: np.ndarray, labels: np.ndarray, typical: float, px: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per particle, the faces (regions between strong rims) that reach its outline, and
-    all its faces; slivers under a few % of a typical crystal are not faces.
+def _exclusive_faces(
+    solid: np.ndarray,
+    strong: np.ndarray,
+    labels: np.ndarray,
+    typical: float,
+    px: float,
+    agglomerated: np.ndarray,
+) -> np.ndarray:
+    """Per agglomerated particle, its faces that are not the lens of an overlap.
 
-    Each crystal of an agglomerate owns a face that reaches the outline; the lens where
-    two overlap touches the outline only at its tips.
+    Faces are the regions between strong rims, at least a few % of a typical crystal.
+    Where two crystals overlap, the lens between them is a face bordered by two larger
+    faces (the rest of each crystal); every other face belongs to one crystal.
     """
     face_labels, face_count = ndi.label(solid & ~strong)
-    count = int(labels.max())
-    if face_count == 0:
-        return np.zeros(count, int), np.zeros(count, int)
-    edge = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, 3) <= RIM_REACH_UM * px
-    area = np.bincount(face_labels.ravel(), minlength=face_count + 1)[1:]
-    contact = label_sums(edge, face_labels, face_count)
-    # A face lies inside one particle: any of its pixels names the owner.
-    owner = np.zeros(face_count + 1, int)
-    owner[face_labels.ravel()] = labels.ravel()
-    owner = owner[1:]
-    large = (area >= max(FACE_MIN_AREA_UM2 * px * px, FACE_MIN_SHARE * typical)) & (owner > 0)
-    outer = large & (contact >= FACE_MIN_CONTACT_UM * px)
-    return (
-        np.bincount(owner[outer], minlength=count + 1)[1:],
-        np.bincount(owner[large], minlength=count + 1)[1:],
-    )
+    area = np.bincount(face_labels.ravel(), minlength=face_count + 1)
+    large = area >= max(FACE_MIN_AREA_UM2 * px * px, FACE_MIN_SHARE * typical)
+    large[0] = False
+    reach = int(round(LENS_NEIGHBOUR_UM * px))
+    across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    counts = np.zeros(int(labels.max()), int)
+    for index, (box, region) in enumerate(labelled_boxes(labels)):
+        if not agglomerated[index]:
+            continue
+        faces = np.where(region, face_labels[box], 0)
+        for face in np.unique(faces):
+            if not large[face]:
+                continue
+            around = cv2.dilate((faces == face).astype(np.uint8), across_rim).astype(bool)
+            neighbours = np.unique(faces[around])
+            larger = large[neighbours] & (area[neighbours] >= LENS_RATIO * area[face])
+            counts[index] += int(larger.sum() < 2)
+    return counts
 
 
 def _faint_kind(
