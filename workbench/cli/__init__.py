@@ -18,12 +18,20 @@ from workbench.errors import WorkbenchError
 
 # name -> ("module:attribute" of a click command, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "bench-remote": (
+        "workbench.cli.bench_remote:bench_remote",
+        "Measure datasite launch, upload speed and the remote round-trip overhead.",
+    ),
     "datasite": (
         "workbench.cli.datasite:datasite",
         "Run a factory datasite (up, down, status), upload images, add researchers.",
     ),
     "bench": ("workbench.cli.bench:bench", "Benchmark counting methods on synthetic images."),
     "count": ("workbench.cli.count:count", "Count crystals, agglomerates and CSD on images."),
+    "demo": (
+        "workbench.cli.demo:demo",
+        "Two factory datasites, one researcher: the private-data round trip end to end.",
+    ),
     "report": ("workbench.cli.report:report", "Run a QC report notebook and publish it as HTML."),
     "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),
 }

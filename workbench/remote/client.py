@@ -150,6 +150,9 @@ def submit(clients: Clients, function: Callable, dataset: str) -> dict[str, Any]
                     output_policy=sy.SingleExecutionExactOutput(),
                 )(entry)
                 requests[factory] = client.code.request_code_execution(syft_function)
+                # syft adds the new function to the client's API only on a later miss,
+                # a 1-2 s refetch; do it now rather than when the run is started.
+                client.api.refresh_api_callback()
         except Exception as error:
             raise WorkbenchError(
                 f"{factory} refused the code request for {function.__name__}: {reason(error)}"
@@ -226,7 +229,7 @@ def wait_for_results(
     clients: Clients,
     function_name: str,
     timeout: float = 600.0,
-    poll_seconds: float = 1.0,
+    poll_seconds: float = 0.25,
     clock: Callable[[], float] = time.monotonic,
 ) -> pd.DataFrame:
     """Wait until every started run of `function_name` has finished, then :func:`collect`.
@@ -237,11 +240,14 @@ def wait_for_results(
         If a run is still going after `timeout` seconds (the message names the factories).
     """
     deadline = clock() + timeout
+    codes = {factory: _latest_code(client, function_name) for factory, client in clients.items()}
     while True:
         running = [
             factory
             for factory, client in clients.items()
-            if _run_in_progress(client, function_name)
+            if codes[factory] is not None
+            and (job := _latest_job(client, codes[factory])) is not None
+            and not job.resolved
         ]
         if not running:
             return collect(clients, function_name)
@@ -307,12 +313,6 @@ def _request_for(client: Any, code: Any) -> Any | None:
 def _latest_job(client: Any, code: Any) -> Any | None:
     jobs = client.api.services.job.get_by_user_code_id(code.id)
     return max(jobs, key=lambda job: str(job.creation_time), default=None)
-
-
-def _run_in_progress(client: Any, function_name: str) -> bool:
-    code = _latest_code(client, function_name)
-    job = _latest_job(client, code) if code is not None else None
-    return job is not None and not job.resolved
 
 
 def _code_inputs(client: Any, code: Any) -> dict:

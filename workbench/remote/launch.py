@@ -73,6 +73,33 @@ def start_datasite(
         If it is already up, its port is taken, or it does not come up in time
         (the message quotes the end of its log).
     """
+    return start_datasites([config], hardening=hardening, timeout=timeout)[0]
+
+
+def start_datasites(
+    configs: Sequence[DatasiteConfig], *, hardening: bool = True, timeout: float = 120.0
+) -> list[int]:
+    """Start several datasites at once (they boot in parallel); wait for all of them.
+
+    If one fails, those already started are stopped again before the error is raised.
+    See :func:`start_datasite` for the parameters.
+    """
+    processes = []
+    try:
+        for config in configs:
+            processes.append(_spawn(config, hardening))
+        deadline = time.monotonic() + timeout
+        return [
+            _wait_ready(config, process, deadline)
+            for config, process in zip(configs, processes, strict=True)
+        ]
+    except BaseException:
+        for config in configs[: len(processes)]:
+            stop_datasite(config)
+        raise
+
+
+def _spawn(config: DatasiteConfig, hardening: bool) -> subprocess.Popen:
     if config.path is None:
         raise WorkbenchError(f"datasite {config.name}: needs a config file to start from")
     running = datasite_pid(config)
@@ -95,7 +122,10 @@ def start_datasite(
             start_new_session=True,  # its own process group: `down` stops all of it
         )
     config.state_file(PID_FILE).write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + timeout
+    return process
+
+
+def _wait_ready(config: DatasiteConfig, process: subprocess.Popen, deadline: float) -> int:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             config.state_file(PID_FILE).unlink(missing_ok=True)
@@ -105,10 +135,8 @@ def start_datasite(
         if config.state_file(READY_FILE).exists() and is_answering(config):
             return process.pid
         time.sleep(0.2)
-    stop_datasite(config)
     raise WorkbenchError(
-        f"datasite {config.name} did not answer on port {config.port} within {timeout:.0f} s: "
-        f"{_log_tail(config)}"
+        f"datasite {config.name} did not answer on port {config.port} in time: {_log_tail(config)}"
     )
 
 
@@ -157,7 +185,7 @@ def is_answering(config: DatasiteConfig, timeout: float = 2.0) -> bool:
 
 @contextlib.contextmanager
 def running_datasites(
-    configs: Sequence[DatasiteConfig], *, hardening: bool = True
+    configs: Sequence[DatasiteConfig], *, hardening: bool = True, timeout: float = 120.0
 ) -> Iterator[list[DatasiteConfig]]:
     """Start every datasite in `configs`; stop them all on leaving, also on errors.
 
@@ -166,14 +194,11 @@ def running_datasites(
     >>> with running_datasites([config_a, config_b]):  # doctest: +SKIP
     ...     ...
     """
-    started: list[DatasiteConfig] = []
+    start_datasites(configs, hardening=hardening, timeout=timeout)  # cleans up if it fails
     try:
-        for config in configs:
-            start_datasite(config, hardening=hardening)
-            started.append(config)
-        yield started
+        yield list(configs)
     finally:
-        for config in reversed(started):
+        for config in reversed(configs):
             stop_datasite(config)
 
 
@@ -216,9 +241,9 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
 
     for name in secrets:  # keep them out of the server child's environment
         del os.environ[name]
-    from workbench.remote import _consumers, _hardening
+    from workbench.remote import _hardening, _syft_fixes
 
-    _consumers.apply()  # restart fix, not a security measure: always on
+    _syft_fixes.apply()  # restart and speed fixes, not security measures: always on
     if hardening:
         _hardening.apply(config.output_rule, config.name)
 

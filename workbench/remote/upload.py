@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
+from workbench.remote._syft_calls import quiet
 
 ImageBatch = dict[str, Any]
 MAX_BATCH_IMAGES = 20
@@ -231,7 +233,7 @@ def upload_folder(
     skip_bad : bool
         Leave unreadable files out instead of refusing the upload.
     progress : bool
-        Progress bars on stderr.
+        Progress bars on stderr (checking files, then syft's per-asset upload bar).
     max_batch_images, max_batch_bytes : int
         Batch limits (one asset per batch).
     mock_shape : (rows, cols)
@@ -322,8 +324,9 @@ def upload_batches(
                 mock=mock,
             )
         )
-    # syft draws its own per-asset progress bar on stdout; keep stdout clean for --json.
-    with contextlib.redirect_stdout(_stderr_or_devnull(progress)):
+    # syft's banners would land on stdout; its per-asset progress bar is on stderr.
+    sink = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
+    with quiet(), sink:
         try:
             admin.upload_dataset(dataset)
         except Exception as error:  # syft raises its own exception types
@@ -335,10 +338,3 @@ def upload_batches(
 def _check_new_dataset(admin: Any, name: str) -> None:
     if any(dataset.name == name for dataset in admin.datasets.get_all()):
         raise WorkbenchError(f"dataset {name!r} already exists on {admin.name}")
-
-
-def _stderr_or_devnull(progress: bool):
-    import io
-    import sys
-
-    return sys.stderr if progress else io.StringIO()

@@ -1,0 +1,24 @@
+"""``workbench bench-remote``: launch time, upload speed and round-trip overhead."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command(help="Measure datasite launch, upload per 100 MB and remote-run overhead.")
+@click.option("--images", "n_images", default=20, show_default=True, help="Legacy images.")
+@click.option("--upload-mb", default=100.0, show_default=True, help="MB to upload.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def bench_remote(n_images: int, upload_mb: float, as_json: bool) -> None:
+    from workbench.remote._syft_calls import quiet
+    from workbench.remote.bench import bench_remote as measure
+
+    with quiet():
+        numbers = measure(n_images=n_images, upload_mb=upload_mb)
+    if as_json:
+        click.echo(json.dumps(numbers))
+        return
+    for key, value in numbers.items():
+        click.echo(f"{key:>20}: {value}")

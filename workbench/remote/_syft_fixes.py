@@ -1,0 +1,83 @@
+"""Fixes for PySyft 0.9.5 bugs that are not security gaps (those are in ``_hardening``).
+
+Applied by the launcher, always, before the server child forks:
+
+1. Job consumers after a restart. On first start syft creates the default worker
+   pool and one in-memory consumer per worker. On a restart the pool and its workers
+   are read back from the database, so ``create_default_worker_pool`` adds no worker
+   and starts no consumer, and ``Server.start_in_memory_workers`` skips the default
+   pool: every job then waits forever. The wrap starts a consumer for each worker of
+   the default pool that has none.
+2. A walk over every byte of a result. After each service call syft walks the result
+   (``attach_attribute_to_syft_object``) looking for syft objects; a blob read
+   returns the serialized asset as ``bytes``, a ``Sequence``, so the walk makes one
+   ``isinstance`` call per byte: about 6 s for 26 MB of images, on every run. Strings
+   and bytes cannot hold syft objects; the wrap skips them.
+3. Queue latency. The job producer looks for new jobs once a second and dispatches
+   them after a poll that waits up to a second; a job waited 2-4 s before any worker
+   saw it. Both waits become 0.1 s (a few light database reads a second).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import syft.service.queue.zmq_producer as zmq_producer
+import syft.service.service as service
+import syft.types.syft_object as syft_object
+from syft.server.server import Server
+
+QUEUE_POLL_SECONDS = 0.1
+
+
+def apply() -> None:
+    """Install the fixes in this process (idempotent)."""
+    if getattr(Server.start_in_memory_workers, "_workbench_wrap", False):
+        return
+    Server.start_in_memory_workers = _mark(
+        _start_default_pool_consumers(Server.start_in_memory_workers)
+    )
+    skip_text = _mark(_skip_text_and_bytes(syft_object.attach_attribute_to_syft_object))
+    syft_object.attach_attribute_to_syft_object = skip_text  # its own recursion
+    service.attach_attribute_to_syft_object = skip_text  # the copy service methods call
+    zmq_producer.sleep = lambda seconds: time.sleep(min(seconds, QUEUE_POLL_SECONDS))
+    zmq_producer.ZMQ_POLLER_TIMEOUT_MSEC = int(QUEUE_POLL_SECONDS * 1000)
+
+
+def _mark(function):
+    function._workbench_wrap = True
+    return function
+
+
+def _start_default_pool_consumers(original):
+    @functools.wraps(original)
+    def start_in_memory_workers(self, address, message_handler):
+        original(self, address, message_handler)
+        pool = self.get_default_worker_pool().unwrap()
+        running = {
+            consumer.syft_worker_id
+            for consumers in self.queue_manager.consumers.values()
+            for consumer in consumers
+            if consumer.service_name == pool.name
+        }
+        for linked_worker in pool.worker_list:
+            if linked_worker.object_uid not in running:
+                self.add_consumer_for_service(
+                    service_name=pool.name,
+                    syft_worker_id=linked_worker.object_uid,
+                    address=address,
+                    message_handler=message_handler,
+                )
+
+    return start_in_memory_workers
+
+
+def _skip_text_and_bytes(original):
+    @functools.wraps(original)
+    def attach_attribute_to_syft_object(result, attr_dict):
+        if isinstance(result, str | bytes | bytearray | memoryview):
+            return None
+        return original(result, attr_dict)
+
+    return attach_attribute_to_syft_object

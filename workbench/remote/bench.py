@@ -1,0 +1,132 @@
+"""What the syft round trip costs: launch, upload and remote-run overhead.
+
+:func:`bench_remote` starts one datasite (legacy camera) in a temporary folder and
+measures
+
+* ``launch_s``: from ``start_datasite`` to the datasite answering (cold process,
+  syft import included);
+* ``upload_s_per_100mb``: ``upload_folder`` of about 100 MB of legacy PNGs (checking
+  every file included), scaled to 100 MB;
+* ``local_s``: :func:`~workbench.remote.counting.count_crystals` on the 20 images in
+  this process (mean of one run before and one after the remote run, since other
+  work on the machine changes the speed);
+* ``remote_s``: the same function on the same 20 images as an approved job on the
+  datasite, from starting the run to holding the result (queue, worker start,
+  loading the asset, the private run, the run on a tiny mock, storing and fetching
+  the result);
+* ``overhead_pct``: ``100 * (remote_s - local_s) / local_s`` (target: at most 20).
+
+Examples
+--------
+>>> numbers = bench_remote(n_images=20)  # doctest: +SKIP
+>>> numbers["overhead_pct"] <= 20  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from workbench.remote._scratch import scratch_config, write_synthetic_images
+
+RESEARCHER = "bench@university.example"
+TINY_MOCK = (64, 80)
+
+
+def bench_remote(
+    n_images: int = 20, upload_mb: float = 100.0, say: Callable[[str], None] | None = None
+) -> dict:
+    """Measure launch, upload and round-trip overhead; return the numbers (seconds, %).
+
+    Parameters
+    ----------
+    n_images : int
+        Legacy images counted locally and remotely.
+    upload_mb : float
+        About how many MB to upload for the upload-speed figure.
+    say : callable, optional
+        Receives progress lines (default: stderr).
+    """
+    from workbench.remote import client, counting, review
+    from workbench.remote.admin import add_researcher, admin_login
+    from workbench.remote.launch import start_datasite, stop_datasite
+    from workbench.remote.upload import image_batch, read_image_folder, upload_folder
+
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-") as folder:
+        root = Path(folder)
+        images = write_synthetic_images(root / "images", "legacy", n_images, seed=0)
+        copies = _copies_up_to(images, root / "upload", upload_mb)
+        config = scratch_config(root, "factory-bench")
+
+        started = time.perf_counter()
+        start_datasite(config)
+        launch_s = time.perf_counter() - started
+        say(f"datasite up in {launch_s:.1f} s")
+        try:
+            admin = admin_login(config)
+            password = add_researcher(admin, RESEARCHER, "Bench")
+            upload = upload_folder(admin, copies, "upload-speed", "legacy", progress=False)
+            say(f"uploaded {upload.megabytes:.0f} MB in {upload.seconds:.1f} s")
+            upload_folder(admin, images, "bench", "legacy", progress=False, mock_shape=TINY_MOCK)
+
+            read = read_image_folder(images)
+            batch = image_batch(read.images, read.files, "legacy", 2.0)
+            local, before_s = _timed(counting.count_crystals, batch)
+            say(f"local: {n_images} images in {before_s:.1f} s")
+
+            researcher = client.login([config], RESEARCHER, password)
+            client.submit(researcher, counting.count_crystals, "bench")
+            review.approve(review.list_requests(admin, "pending")[0])
+            table, remote_s = _timed(_remote_run, researcher, "count_crystals")
+            say(f"remote: {n_images} images in {remote_s:.1f} s")
+            # Other work on the machine changes the speed: bracket the remote run.
+            _, after_s = _timed(counting.count_crystals, batch)
+            say(f"local again: {after_s:.1f} s")
+            local_s = (before_s + after_s) / 2
+        finally:
+            stop_datasite(config)
+    remote = table.iloc[0]
+    if remote.get("mean_count") != local["mean_count"]:
+        raise RuntimeError(f"remote result {dict(remote)} differs from local {local}")
+    return {
+        "images": n_images,
+        "launch_s": round(launch_s, 2),
+        "upload_mb": round(upload.megabytes, 1),
+        "upload_s_per_100mb": round(upload.seconds * 100.0 / upload.megabytes, 2),
+        "local_s": round(local_s, 2),
+        "local_runs_s": [round(before_s, 2), round(after_s, 2)],
+        "remote_s": round(remote_s, 2),
+        "overhead_pct": round(100.0 * (remote_s - local_s) / local_s, 1),
+    }
+
+
+def _timed(function: Callable, *args):
+    started = time.perf_counter()
+    value = function(*args)
+    return value, time.perf_counter() - started
+
+
+def _remote_run(researcher, function_name: str):
+    from workbench.remote import client
+
+    client.start_runs(researcher, function_name)
+    return client.wait_for_results(researcher, function_name, poll_seconds=0.1)
+
+
+def _copies_up_to(images: Path, folder: Path, megabytes: float) -> Path:
+    """Copy the PNGs of `images` into `folder` until their pixels reach `megabytes`."""
+    from workbench.imaging.io import list_images, load_image
+
+    sources = list_images(images)
+    per_image = load_image(sources[0]).original.nbytes / 1e6
+    folder.mkdir()
+    for index in range(max(1, round(megabytes / per_image))):
+        source = sources[index % len(sources)]
+        shutil.copyfile(source, folder / f"{index:04d}{source.suffix}")
+    return folder
