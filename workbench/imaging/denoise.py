@@ -2,16 +2,18 @@
 
 Three steps, each a plain function over float gray images:
 
-1. :func:`flatten_illumination` divides by a smooth background (vignetting and
-   gradient), so the background is 1.0 everywhere and an object's darkness is
-   ``1 - value`` wherever it lies.
+1. :func:`flatten_illumination` divides by a smooth background (vignetting, gradient
+   and slow blotches from dirt on the condenser), so the background is 1.0
+   everywhere and an object's darkness is ``1 - value`` wherever it lies.
 2. :func:`denoise` smooths sensor noise while keeping the thin crystal rims. The
    default, ``bilateral``, was chosen by measured PSNR/SSIM against the noise-free
    synthetic frames (``workbench bench`` reports all three candidates): non-local
-   means is about as good but ~40x slower, a Gaussian blurs the rims.
-3. :func:`remove_imperfections` finds air bubbles, debris, fibres, scratches and dust
+   means scores about 0.2 dB and 0.01 SSIM higher but takes about 1 s a frame, twice
+   the whole budget of 0.5 s; a Gaussian blurs the rims and gains almost nothing.
+3. :func:`remove_imperfections` finds air bubbles, debris, fibres and dark scratches
    by shape and intensity and paints them over with background, so they are never
-   counted.
+   counted. Dust and faint scratches are told apart from out-of-focus crystals later,
+   among the faint blobs (:func:`workbench.imaging.segment.segment_particles`).
 
 All sizes are given in µm and converted with the pixel size; the classical pipeline
 calls these at about 2 µm per pixel.
@@ -66,7 +68,6 @@ FIBRE_MIN_LENGTH_UM = 80.0
 FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
 FIBRE_MIN_ASPECT = 5.0
 FIBRE_MAX_WIDTH_UM = 16.0
-FACE_MIN_AREA_UM2 = 16.0  # smallest crystal interior that counts as enclosed
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ named in :data:`METHODS`; everything after it (sizes, CSD, agglomeration, the JS
 contract) is shared, so every method, the baselines included, is measured the same way.
 
 Adding a method is one entry in :data:`METHODS` (for example the learned model:
-``"model": "workbench.imaging.model:detect_crystals"``). Entries are import strings
+``"model": "workbench.imaging.model:detect_with_model"``). Entries are import strings
 so that choosing ``classical`` never imports torch.
 
 Examples

@@ -5,10 +5,11 @@ thin dark refraction rim along their edges. So the counter works on edges:
 
 1. flatten the illumination and denoise (:mod:`workbench.imaging.denoise`), and paint
    over bubbles, debris, fibres and scratches;
-2. *rims* are pixels more than 12 % darker than the background; closing them and
-   filling holes gives one solid region per particle. Particles never touch in
-   the sample, so each connected region is one particle (a single crystal or an
-   agglomerate);
+2. *rims* are pixels more than 12 % darker than the background, traced on along
+   anything more than 6 % dark (some edges bend little light); closing them and
+   filling holes gives one solid region per particle. A region that encloses some
+   interior is a crystal or an agglomerate (specks and lines enclose none). Separate
+   particles do not touch in the sample, so each region is one particle;
 3. a convex particle is one crystal. An outline with dents is an agglomerate; inside
    it the rims split it into *faces*: each crystal owns one, and where two overlap
    the lens between them is one more, smaller than both its neighbours. The number
@@ -16,8 +17,9 @@ thin dark refraction rim along their edges. So the counter works on edges:
    no lens and the dents;
 4. out-of-focus crystals have blurred rims and no clear face; they show as faint
    dark blobs, found on a smoothed image. Their crystal number comes from their area
-   over the typical single-crystal area of the same image. Tiny specks (dust) and
-   thin straight lines (faint scratches) among the faint blobs are removed.
+   over the typical single-crystal area of the same image. Among the faint blobs,
+   specks darkest in their middle (dust), faint ends of removed fibres and long thin
+   lines (faint scratches) are removed; a faint ring is a small blurred crystal.
 
 High-resolution images are first area-averaged to about 2 µm per pixel (about
 1280 x 960 for a 12 MP frame), where the method was tuned; results are reported in
@@ -55,7 +57,6 @@ from workbench.imaging._morphology import (
 )
 from workbench.imaging._scale import to_working_scale
 from workbench.imaging.denoise import (
-    FACE_MIN_AREA_UM2,
     IMPERFECTION_KINDS,
     Artifact,
     ImperfectionRemoval,
@@ -64,6 +65,7 @@ from workbench.imaging.denoise import (
     remove_imperfections,
 )
 
+FACE_MIN_AREA_UM2 = 16.0  # smallest crystal interior (face) that counts
 FAINT_DARKNESS = 0.015
 FAINT_SIGMA_UM = 6.0
 FAINT_MIN_AREA_UM2 = 800.0  # smaller faint blobs are dust (3-10 µm specks, blurred)
