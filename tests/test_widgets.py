@@ -15,9 +15,11 @@ from jupyter_datasites import DATASET, RESEARCHER, RESEARCHER_PASSWORD, shared_s
 
 from widgets import DatasetBrowser, RequestTracker, ResultView, ReviewInbox
 from widgets._html import FINDING_SHADE, code_html, png_bytes
+from workbench.errors import WorkbenchError
 from workbench.remote import client
 from workbench.remote.counting import mean_intensity
 from workbench.remote.review import approve, list_requests
+from workbench.remote.submission import submit_once
 
 
 @pytest.fixture(scope="session")
@@ -168,19 +170,36 @@ def test_tracker_follows_requests_starts_approved_runs_and_shows_results(sites, 
     assert "factory-a" in view.table.value and "factory-b" in view.table.value
 
 
+def pixel_min_probe(images, datasite=None):
+    import numpy as np
+
+    return {"min": int(np.min(images["images"][0]))}
+
+
+@pytest.mark.slow
+def test_submit_once_keeps_the_request_already_there(researcher):
+    factory_a = {"factory-a": researcher["factory-a"]}
+    assert submit_once(factory_a, pixel_min_probe, DATASET) == {"factory-a": "submitted"}
+    assert submit_once(factory_a, pixel_min_probe, DATASET) == {"factory-a": "already submitted"}
+    with pytest.raises(WorkbenchError, match="no dataset called 'line-9'"):
+        submit_once(factory_a, pixel_min_probe, "line-9")
+
+
 @pytest.mark.slow
 def test_browser_shows_every_dataset_with_mock_thumbnails(researcher):
     browser = DatasetBrowser(researcher, mock_images=2, thumbnail_px=64)
-    cards = {card.factory: card for card in browser.cards}
-    assert set(cards) == {"factory-a", "factory-b"}
-    assert (cards["factory-a"].camera, cards["factory-a"].pixel_size_um) == ("legacy", 2.0)
-    assert (cards["factory-b"].camera, cards["factory-b"].pixel_size_um) == ("hires", 0.64)
-    assert cards["factory-a"].images == 3 and cards["factory-a"].assets == 1
-    rows = browser.cards_box.children
-    assert len(rows) == 2
-    thumbnails = [child for child in rows[0].children if isinstance(child, ipywidgets.Image)]
+    # Other tests may add datasets to the shared datasites: look at line-1 only.
+    shown = zip(browser.cards, browser.cards_box.children, strict=True)
+    line_1 = {card.factory: (card, row) for card, row in shown if card.dataset == DATASET}
+    assert set(line_1) == {"factory-a", "factory-b"}
+    card_a, row_a = line_1["factory-a"]
+    card_b, _ = line_1["factory-b"]
+    assert (card_a.camera, card_a.pixel_size_um) == ("legacy", 2.0)
+    assert (card_b.camera, card_b.pixel_size_um) == ("hires", 0.64)
+    assert card_a.images == 3 and card_a.assets == 1
+    thumbnails = [child for child in row_a.children if isinstance(child, ipywidgets.Image)]
     assert len(thumbnails) == 2 and thumbnails[0].value[:4] == b"\x89PNG"
-    assert "legacy" in rows[0].children[0].value and "3 in 1 batch" in rows[0].children[0].value
+    assert "legacy" in row_a.children[0].value and "3 in 1 batch" in row_a.children[0].value
 
 
 def test_result_view_plots_counts_and_csd():

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import ipywidgets as w
@@ -142,6 +143,8 @@ class ResultView:
         :func:`results_table` as HTML.
     counts_figure, csd_figure : Figure
         :func:`plot_counts` and :func:`plot_csd`.
+    counts_image, csd_image : Image
+        The two figures as PNG images.
     widget : VBox
         Table and both plots.
     """
@@ -153,15 +156,27 @@ class ResultView:
         )
         self.counts_figure = plot_counts(results)
         self.csd_figure = plot_csd(results)
-        self.plots = w.Output()
-        self.widget = w.VBox([w.HTML("<h3>Results per factory</h3>"), self.table, self.plots])
-        with self.plots:
-            from IPython.display import display
-
-            display(self.counts_figure, self.csd_figure)
+        self.counts_image = w.Image(value=figure_png(self.counts_figure), format="png")
+        self.csd_image = w.Image(value=figure_png(self.csd_figure), format="png")
+        self.widget = w.VBox(
+            [w.HTML("<h3>Results per factory</h3>"), self.table, self.counts_image, self.csd_image]
+        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    """A matplotlib figure as PNG bytes.
+
+    Examples
+    --------
+    >>> figure_png(plot_csd(pd.DataFrame()))[:4]
+    b'\\x89PNG'
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def _edges(row: pd.Series, n_bins: int) -> np.ndarray:

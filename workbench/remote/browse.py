@@ -16,6 +16,8 @@ Examples
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +184,41 @@ def request_rows(clients: dict[str, Any], function_names: list[str]) -> pd.DataF
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def wait_for_decisions(
+    clients: dict[str, Any],
+    function_name: str,
+    timeout: float = 600.0,
+    poll_seconds: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> pd.DataFrame:
+    """Wait until no datasite has the request for `function_name` pending, or `timeout`.
+
+    The factory admins decide in their own time: after `timeout` seconds this returns
+    the status as it is, pending rows included (it never raises for that).
+
+    Returns
+    -------
+    DataFrame
+        :func:`workbench.remote.client.status_table` at the end of the wait.
+
+    Examples
+    --------
+    >>> wait_for_decisions(factories, "count_crystals", timeout=60)  # doctest: +SKIP
+         factory   request reason job progress
+    0  factory-a  approved
+    1  factory-b  rejected  Use the shared pipeline, please.
+    """
+    from workbench.remote import client as researcher
+
+    deadline = clock() + timeout
+    while True:
+        with quiet():
+            status = researcher.status_table(clients, function_name)
+        if "pending" not in set(status["request"]) or clock() >= deadline:
+            return status
+        time.sleep(poll_seconds)
 
 
 def _images_in(description: Any) -> int | None:
