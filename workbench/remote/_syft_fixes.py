@@ -15,7 +15,8 @@ Applied by the launcher, always, before the server child forks:
    and bytes cannot hold syft objects; the wrap skips them.
 3. Queue latency. The job producer looks for new jobs once a second and dispatches
    them after a poll that waits up to a second; a job waited 2-4 s before any worker
-   saw it. Both waits become 0.1 s (a few light database reads a second).
+   saw it. Both waits become 0.25 s (an idle datasite then uses about 3 % of a core
+   instead of 1.4 %).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import syft.service.service as service
 import syft.types.syft_object as syft_object
 from syft.server.server import Server
 
-QUEUE_POLL_SECONDS = 0.1
+QUEUE_POLL_SECONDS = 0.25
 
 
 def apply() -> None:

@@ -116,7 +116,7 @@ def _remote_run(researcher, function_name: str):
     from workbench.remote import client
 
     client.start_runs(researcher, function_name)
-    return client.wait_for_results(researcher, function_name, poll_seconds=0.1)
+    return client.wait_for_results(researcher, function_name)
 
 
 def _copies_up_to(images: Path, folder: Path, megabytes: float) -> Path:

@@ -156,13 +156,17 @@ def _demo_config(root: Path, shipped_name: str) -> DatasiteConfig:
 
 @contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into KeyboardInterrupt so every ``finally`` runs."""
+    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt so every ``finally`` runs.
+
+    SIGINT too: a process started in the background by a script inherits it ignored.
+    """
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = {
-        signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)
+        signum: signal.signal(signum, interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     try:
         yield
