@@ -82,7 +82,7 @@ def test_inbox_shows_code_findings_and_trial_then_denies_only_with_a_reason(site
 
     inbox.try_button.click()
     assert "Trial on mock data" in inbox.trial_view.value
-    assert "&quot;images&quot;: 2" in inbox.trial_view.value  # the mock holds 2 images
+    assert "images: 2" in inbox.trial_view.value  # the mock holds 2 images
     assert "Passes the output rule" in inbox.trial_view.value
 
     assert inbox.deny_button.disabled  # no reason yet
@@ -129,7 +129,7 @@ def test_inbox_releases_a_result_computed_on_private_data(sites, researcher):
     assert inbox.release_button.disabled
     inbox.compute_button.click()
     assert "not released yet" in inbox.private_view.value
-    assert "&quot;images&quot;: 3" in inbox.private_view.value  # 3 private images
+    assert "images: 3" in inbox.private_view.value  # 3 private images
     assert not inbox.release_button.disabled
     seen = inbox.private_outcome.result
     inbox.release_button.click()

@@ -41,7 +41,11 @@ def code_html(source: str, marked_lines: list[int] | None = None) -> str:
         highlight_color = FINDING_SHADE
 
     formatter = HtmlFormatter(
-        noclasses=True, linenos="inline", hl_lines=marked_lines or [], style=ReviewStyle
+        noclasses=True,
+        linenos="inline",
+        hl_lines=marked_lines or [],
+        style=ReviewStyle,
+        prestyles="white-space: pre; margin: 0",  # long lines scroll, they do not wrap
     )
     return highlight(source, PythonLexer(), formatter)
 
@@ -69,18 +73,25 @@ def notice_html(text: str, kind: str = "info") -> str:
 
 
 def value_html(value: Any) -> str:
-    """A result value as indented JSON (or its repr) in a preformatted block.
+    """A result value as compact JSON in a preformatted block: one line per top-level key.
 
     Examples
     --------
-    >>> value_html({"count": 3})
-    '<pre>{\\n  &quot;count&quot;: 3\\n}</pre>'
+    >>> value_html({"count": 3, "csd": [1, 2]})
+    '<pre>count: 3\\ncsd: [1, 2]</pre>'
     """
-    try:
-        text = json.dumps(value, indent=2, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
+    if isinstance(value, dict):
+        text = "\n".join(f"{key}: {_compact(item)}" for key, item in value.items())
+    else:
+        text = _compact(value)
     return f"<pre>{html.escape(text)}</pre>"
+
+
+def _compact(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def png_bytes(image: np.ndarray, max_side: int = 192) -> bytes:

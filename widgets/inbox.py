@@ -78,7 +78,7 @@ class ReviewInbox:
         self.status_filter = w.ToggleButtons(options=STATUSES, value="all")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.counts = w.HTML()
-        self.requests_list = w.Select(options=[], rows=7, layout=w.Layout(width="100%"))
+        self.requests_list = w.Select(options=[], rows=7, layout=w.Layout(width="98%"))
         self.summary = w.HTML()
         self.code_view = w.HTML()
         self.findings_view = w.HTML()
@@ -86,7 +86,7 @@ class ReviewInbox:
         self.trial_view = w.HTML()
         self.reason = w.Textarea(
             placeholder="Reason for the researcher (required to deny)",
-            layout=w.Layout(width="100%", height="60px"),
+            layout=w.Layout(width="95%", height="60px"),
         )
         self.override = w.Checkbox(
             description="Override findings / output rule (recorded on the request)",
@@ -227,27 +227,35 @@ class ReviewInbox:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _layout(self) -> w.VBox:
-        decide = w.HBox([self.approve_button, self.deny_button, self.override])
-        release_row = w.HBox([self.compute_button, self.release_button])
-        detail = w.VBox(
+        # Left: who, what, findings, trial and the decision; right: the code, scrolling.
+        self.code_view.layout = w.Layout(
+            max_height="430px", overflow="auto", border="1px solid #ddd", width="100%"
+        )
+        left = w.VBox(
             [
                 self.summary,
-                w.HTML("<b>Code</b>"),
-                self.code_view,
                 w.HTML("<b>Automatic findings</b>"),
                 self.findings_view,
                 self.try_button,
                 self.trial_view,
                 w.HTML("<b>Decision</b>"),
                 self.reason,
-                decide,
-                release_row,
+                w.HBox([self.approve_button, self.deny_button]),
+                self.override,
+                w.HBox([self.compute_button, self.release_button]),
                 self.private_view,
                 self.message,
-            ]
+            ],
+            layout=w.Layout(flex="0 0 40%", min_width="0", overflow="hidden"),
+        )
+        right = w.VBox(
+            [w.HTML("<b>Code</b>"), self.code_view],
+            layout=w.Layout(flex="1 1 0", min_width="0", margin="0 0 0 12px", overflow="hidden"),
         )
         top = w.HBox([self.status_filter, self.refresh_button, self.counts])
-        return w.VBox([w.HTML("<h3>Code requests</h3>"), top, self.requests_list, detail])
+        return w.VBox(
+            [w.HTML("<h3>Code requests</h3>"), top, self.requests_list, w.HBox([left, right])]
+        )
 
     def _label(self, request: Any) -> str:
         status = review.status_name(request.status)

@@ -310,11 +310,14 @@ def notebook_to_html(
 
 def _header(title: str, parameters: Mapping[str, Any]) -> str:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(
-        f"| `{name}` | {html.escape(repr(value)).replace('|', '&#124;')} |"
-        for name, value in parameters.items()
-    )
+    rows = "\n".join(f"| `{name}` | {_cell(value)} |" for name, value in parameters.items())
     return f"# {title}\n\nGenerated {generated}.\n\n| parameter | value |\n|---|---|\n{rows}\n"
+
+
+def _cell(value: Any) -> str:
+    # Text as it is (an empty one marked), anything else as Python writes it.
+    text = (value or "(empty)") if isinstance(value, str) else repr(value)
+    return html.escape(text).replace("|", "&#124;")
 
 
 def _write_atomically(target: Path, text: str) -> None:
