@@ -229,7 +229,7 @@ def test_qc_result_names_a_missing_dataset_and_an_empty_batch(sites, analyst):
 
 
 def test_qc_settings_are_checked_before_any_login(monkeypatch):
-    monkeypatch.delenv("WORKBENCH_PASSWORD", raising=False)
+    monkeypatch.delenv("WORKBENCH_RESEARCHER_PASSWORD", raising=False)
     with pytest.raises(
         WorkbenchError, match="unknown factory 'factory-z': choose one of factory-a"
     ):
@@ -238,7 +238,7 @@ def test_qc_settings_are_checked_before_any_login(monkeypatch):
         qc_result("factory-a", csd_bins=0, email="x@y.example")
     with pytest.raises(WorkbenchError, match="unknown method 'magic'"):
         qc_result("factory-a", method="magic", email="x@y.example")
-    with pytest.raises(WorkbenchError, match="WORKBENCH_PASSWORD is not set"):
+    with pytest.raises(WorkbenchError, match="WORKBENCH_RESEARCHER_PASSWORD is not set"):
         qc_result("factory-a", email="x@y.example")
 
 

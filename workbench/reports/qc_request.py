@@ -19,7 +19,7 @@ Examples
 >>> qc_function_name("line-1", "B-0042", 20, "auto")
 'crystal_qc_b_0042_4104f3'
 >>> summary = qc_result("factory-a", "line-1", "B-0042", email="qa@factory-a.example",
-...                     password_env="WORKBENCH_PASSWORD")  # doctest: +SKIP
+...                     password_env="WORKBENCH_RESEARCHER_PASSWORD")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def qc_result(
     *,
     email: str,
     password: str | None = None,
-    password_env: str = "WORKBENCH_PASSWORD",
+    password_env: str = "WORKBENCH_RESEARCHER_PASSWORD",
     datasites_dir: str | Path = "datasites",
     timeout: float = 600.0,
 ) -> dict:
