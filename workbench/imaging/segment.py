@@ -14,7 +14,8 @@ thin dark refraction rim along their edges. So the counter works on edges:
    it the rims split it into *faces*: each crystal owns one, and where two overlap
    the lens between them is one more, smaller than both its neighbours. The number
    of primary crystals is a blend, fitted on synthetic frames, of the faces that are
-   no lens and the dents;
+   no lens (counted in a few views: rim darkness, smallest face, lens ratio) and the
+   dents;
 4. out-of-focus crystals have blurred rims and no clear face; they show as faint
    dark blobs, found on a smoothed image. Their crystal number comes from their area
    over the typical single-crystal area of the same image. Among the faint blobs,
@@ -47,6 +48,7 @@ from scipy import ndimage as ndi
 
 from workbench.camera import CameraProfile
 from workbench.imaging._morphology import (
+    RIM_DARKNESS,
     depth,
     disk,
     extent,
@@ -78,12 +80,18 @@ FAINT_CRYSTAL_MIN_AREA_UM2 = 300.0
 NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
 SLIVER_SHARE = 0.1  # a crystal's interior is a fair part of its area
-FACE_MIN_SHARE = 0.05  # of the typical single-crystal area
-CONCAVITY_MIN_UM = 3.0
+CONCAVITY_MIN_UM = 3.0  # a dent this deep makes a particle an agglomerate
+SHALLOW_CONCAVITY_UM = 2.0  # dents counted towards an agglomerate's crystal number
 SPECK_RADIUS_UM = 3.0
-AGGLOMERATE_BLEND = np.array([0.7, 0.319, 0.085])  # exclusive faces, dents, 1
+# Faces of an agglomerate are counted in several views, each a rim darkness, the
+# smallest face (share of the typical single-crystal area) and how much smaller than
+# both its neighbours a lens is. One view misses a faint shared edge or takes a small
+# crystal for a lens where another does not; their blend has a smaller error.
+FACE_VIEWS = ((RIM_DARKNESS, 0.05, 1.5), (RIM_DARKNESS, 0.02, 3.0), (0.15, 0.05, 1.5))
+# Weights of the exclusive faces in each view, the shallow dents and 1, fitted by least
+# squares on synthetic legacy frames (seeds 100-200, 10-50 crystals/mm²).
+AGGLOMERATE_BLEND = np.array([0.4, 0.15, 0.23, 0.2, 0.17])
 LENS_NEIGHBOUR_UM = 4.0  # faces this close are neighbours across one rim
-LENS_RATIO = 1.5  # a lens is smaller than both crystals around it by this much
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
 FAINT_LINE_MAX_WIDTH_UM = 32.0
@@ -309,12 +317,16 @@ def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
     and the solid (filled rims) mask, faceless fragments included."""
     features = sharp_particle_features(darkness, px, near_lines)
     # A convex outline is one crystal. Otherwise the number of crystals is a linear
-    # blend of the faces that are no overlap lens and the concavities, fitted by least
-    # squares on synthetic legacy frames (faces alone miss crystals whose shared edges
-    # are faint; concavities alone miss junctions hidden inside the outline).
+    # blend of the faces that are no overlap lens (in each view) and the dents (faces
+    # alone miss crystals whose shared edges are faint; dents alone miss junctions
+    # hidden inside the outline).
     concavities = features["concavities"]
     blend = np.column_stack(
-        [features["exclusive_faces"], concavities, np.ones(concavities.size)]
+        [
+            features["exclusive_faces"],
+            features["shallow_concavities"],
+            np.ones(concavities.size),
+        ]
     )
     members = np.where(
         concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
@@ -332,9 +344,10 @@ def sharp_particle_features(
     is a sliver, such as where two fibres cross, is left out: it is part of the lines.
 
     Exposed for calibration: ``labels``, ``solid``, and per particle ``raw_areas``
-    (pixels), ``concavities``, ``perimeters`` (pixels), ``exclusive_faces`` (for
-    particles with concavities); ``typical`` is the median
-    area of convex (single) particles.
+    (pixels), ``concavities`` (dents deeper than CONCAVITY_MIN_UM),
+    ``shallow_concavities`` (deeper than SHALLOW_CONCAVITY_UM), ``perimeters``
+    (pixels), ``exclusive_faces`` (shape (N, len(FACE_VIEWS)), for particles with
+    concavities); ``typical`` is the median area of convex (single) particles.
     """
     strong, traced = rims(darkness)
     solid = filled(traced)
@@ -355,15 +368,23 @@ def sharp_particle_features(
     lookup[kept] = np.arange(1, kept.size + 1)
     labels = lookup[particle_labels]
     raw_areas = label_sums(solid, labels, kept.size)
-    concavities, perimeters = _outlines(labels, px)
+    concavities, shallow_concavities, perimeters = _outlines(labels, px)
     singles = raw_areas[concavities == 0]
     typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px)
-    exclusive_faces = _exclusive_faces(solid, strong, labels, typical, px, concavities > 0)
+    exclusive_faces = np.column_stack(
+        [
+            _exclusive_faces(
+                solid, darkness > rim, labels, typical, px, concavities > 0, share, ratio
+            )
+            for rim, share, ratio in FACE_VIEWS
+        ]
+    )
     return {
         "labels": labels,
         "solid": solid,
         "raw_areas": raw_areas,
         "concavities": concavities,
+        "shallow_concavities": shallow_concavities,
         "perimeters": perimeters,
         "exclusive_faces": exclusive_faces,
         "typical": np.float64(typical),
@@ -374,15 +395,14 @@ def _typical_area(px: float) -> float:
     return np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
 
 
-def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per particle, the dents in its outline deeper than CONCAVITY_MIN_UM, and the
-    outline's length in pixels.
+def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per particle, the dents in its outline deeper than CONCAVITY_MIN_UM and than
+    SHALLOW_CONCAVITY_UM, and the outline's length in pixels.
 
     A crystal is convex; where two crystals of an agglomerate meet, the outline dents.
     """
     count = int(labels.max())
-    dents, perimeters = np.zeros(count, int), np.zeros(count)
-    min_depth = CONCAVITY_MIN_UM * px
+    dents, shallow, perimeters = np.zeros(count, int), np.zeros(count, int), np.zeros(count)
     smoothing = disk(SPECK_RADIUS_UM * px)
     for index, (_, region) in enumerate(labelled_boxes(labels)):
         outline = np.pad(region, 3).astype(np.uint8)
@@ -402,8 +422,10 @@ def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
         except cv2.error:  # self-touching outlines of one-pixel-wide parts
             continue
         if defects is not None:
-            dents[index] = int((defects[:, 0, 3] / 256.0 > min_depth).sum())
-    return dents, perimeters
+            depths = defects[:, 0, 3] / 256.0
+            dents[index] = int((depths > CONCAVITY_MIN_UM * px).sum())
+            shallow[index] = int((depths > SHALLOW_CONCAVITY_UM * px).sum())
+    return dents, shallow, perimeters
 
 
 def _exclusive_faces(
@@ -413,16 +435,19 @@ def _exclusive_faces(
     typical: float,
     px: float,
     agglomerated: np.ndarray,
+    min_share: float,
+    lens_ratio: float,
 ) -> np.ndarray:
     """Per agglomerated particle, its faces that are not the lens of an overlap.
 
-    Faces are the regions between strong rims, at least a few % of a typical crystal.
-    Where two crystals overlap, the lens between them is a face bordered by two larger
-    faces (the rest of each crystal); every other face belongs to one crystal.
+    Faces are the regions between `strong` rims, at least `min_share` of a typical
+    crystal. Where two crystals overlap, the lens between them is a face bordered by
+    two faces `lens_ratio` times larger (the rest of each crystal); every other face
+    belongs to one crystal.
     """
     face_labels, face_count = ndi.label(solid & ~strong)
     area = np.bincount(face_labels.ravel(), minlength=face_count + 1)
-    large = area >= max(FACE_MIN_AREA_UM2 * px * px, FACE_MIN_SHARE * typical)
+    large = area >= max(FACE_MIN_AREA_UM2 * px * px, min_share * typical)
     large[0] = False
     reach = int(round(LENS_NEIGHBOUR_UM * px))
     across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
@@ -436,7 +461,7 @@ def _exclusive_faces(
                 continue
             around = cv2.dilate((faces == face).astype(np.uint8), across_rim).astype(bool)
             neighbours = np.unique(faces[around])
-            larger = large[neighbours] & (area[neighbours] >= LENS_RATIO * area[face])
+            larger = large[neighbours] & (area[neighbours] >= lens_ratio * area[face])
             counts[index] += int(larger.sum() < 2)
     return counts
 
