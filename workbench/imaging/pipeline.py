@@ -45,6 +45,7 @@ METHODS: dict[str, str] = {
     "classical": "workbench.imaging.segment:detect_crystals",
     "otsu": "workbench.imaging.baselines:detect_otsu",
     "blob_log": "workbench.imaging.baselines:detect_blob_log",
+    "model": "workbench.imaging.model:detect_with_model",
 }
 BASELINES = ("otsu", "blob_log")
 HIRES_MIN_PIXELS = 8_000_000

@@ -1,0 +1,89 @@
+"""``workbench train``: train the learned crystal counter on synthetic images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from workbench.errors import WorkbenchError
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise WorkbenchError(f"{name} {value}: must be at least 1")
+
+
+@click.command(
+    help=(
+        "Train the learned counter on synthetic tiles made on the fly; write OUT/checkpoint.pt, "
+        "OUT/counter.pt (+ counter.json with its sha256) and OUT/train_log.jsonl."
+    )
+)
+@click.option("--steps", type=int, default=6000, show_default=True, help="Total optimiser steps.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out/train"),
+    show_default=True,
+    help="Output folder.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue from this checkpoint (model, optimiser, step, random state, tile pool).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of everything.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="auto uses a GPU when present.",
+)
+@click.option("--batch", type=int, default=8, show_default=True, help="Crops per step.")
+@click.option("--pool", type=int, default=384, show_default=True, help="Tiles kept in memory.")
+@click.option(
+    "--val-images",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Validation frames per camera (0: no validation).",
+)
+def train(
+    steps: int,
+    out: Path,
+    resume: Path | None,
+    seed: int,
+    device: str,
+    batch: int,
+    pool: int,
+    val_images: int,
+) -> None:
+    from workbench.imaging.train import TrainConfig
+    from workbench.imaging.train import train as run_training
+
+    for name, value in (("--steps", steps), ("--batch", batch), ("--pool", pool)):
+        _positive(name, value)
+    if val_images < 0:
+        raise WorkbenchError(f"--val-images {val_images}: must be 0 or more")
+    config = TrainConfig(
+        steps=steps,
+        batch=batch,
+        pool_tiles=pool,
+        validation_images=val_images,
+        seed=seed,
+        device=device,
+    )
+    result = run_training(config, out, resume=resume)
+    click.echo(
+        f"step {result.step} in {result.seconds:.0f} s: checkpoint {result.checkpoint}, "
+        f"weights {result.weights}"
+    )
+    for camera, scores in result.validation.items():
+        click.echo(
+            f"  {camera}: accuracy {scores['accuracy']:.4f}, "
+            f"agglomerate F1 {scores['agglomerate_f1']:.3f}, "
+            f"detection F1 {scores['detection_f1']:.3f}"
+        )
