@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -295,6 +296,7 @@ def test_restart_keeps_everything(site):
     uid = load_or_create_identity(config.state_dir).server_uid_hex
     assert list((config.state_dir / uid / "blob").iterdir())
     assert not (Path(tempfile.gettempdir()) / "syft" / uid).exists()
+    assert stat.S_IMODE(config.state_dir.stat().st_mode) == 0o700  # owner only
 
 
 def after_restart_mean(images):

@@ -8,8 +8,9 @@ calls ``sy.orchestra.launch`` on loopback, which forks the uvicorn server child.
 ``stop_datasite`` signals the whole process group, so the server child and any job
 consumer stop too.
 
-Files in the state folder: ``datasite.pid`` (process-group leader), ``datasite.ready``
-(written once the admin account is checked), ``datasite.log``, ``identity.json``,
+Files in the state folder (mode 0700: it holds the private images): ``datasite.pid``
+(process-group leader), ``datasite.ready`` (written once the admin account is
+checked), ``datasite.log``, ``identity.json``,
 ``admin-password`` (unless the password comes from the environment),
 ``datasite.sqlite*`` and ``<server uid>/blob/``.
 
@@ -108,7 +109,7 @@ def _spawn(config: DatasiteConfig, hardening: bool) -> subprocess.Popen:
             f"datasite {config.name} is already up (pid {running}, port {config.port})"
         )
     _check_port_free(config)
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    _private_folder(config.state_dir)
     config.state_file(READY_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-m", "workbench.remote.launch", str(config.path)]
     if not hardening:
@@ -219,7 +220,7 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
     except EmailNotValidError as error:
         raise WorkbenchError(f"admin_email {config.admin_email!r}: {error}") from None
     state = config.state_dir
-    state.mkdir(parents=True, exist_ok=True)
+    _private_folder(state)
     identity = load_or_create_identity(state)
     password = admin_password(state, config.password_env)
     # syft reads these once, when its server module is imported: the pinned identity
@@ -284,6 +285,12 @@ def main(argv: list[str] | None = None) -> None:
         # start_datasite quotes the last lines of the log: make the last one the reason.
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def _private_folder(folder: Path) -> None:
+    """Create `folder` readable by the owner only: it holds the private images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
 
 
 def _check_port_free(config: DatasiteConfig) -> None:
