@@ -301,7 +301,22 @@ def upload_batches(
     """Upload `batches` as dataset `name`, one asset (``images-000``...) per batch.
 
     Each asset's mock is a :func:`mock_batch` of the batch's camera and pixel size.
-    Used by :func:`upload_folder` and by the demo, which has its images in memory.
+    Used by :func:`upload_folder`, and directly by callers with images in memory.
+
+    Parameters
+    ----------
+    admin : syft DatasiteClient
+        Logged in as the factory admin.
+    name : str
+        Dataset name; must not exist yet.
+    batches : list of ImageBatch
+        One :func:`image_batch` per asset.
+    description : str
+        Shown to researchers with the dataset.
+    mock_shape : (rows, cols)
+        Size of the synthetic mock images.
+    progress : bool
+        Show syft's per-asset upload bar on stderr.
 
     Raises
     ------
