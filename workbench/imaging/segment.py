@@ -92,8 +92,6 @@ FACE_VIEWS = ((RIM_DARKNESS, 0.05, 1.5), (RIM_DARKNESS, 0.02, 3.0), (0.15, 0.05,
 # squares on synthetic legacy frames (seeds 100-200, 10-50 crystals/mm²).
 AGGLOMERATE_BLEND = np.array([0.4, 0.15, 0.23, 0.2, 0.17])
 LENS_NEIGHBOUR_UM = 4.0  # faces this close are neighbours across one rim
-STACKED_VIEWS = [0, 2]  # views in which a convex outline with several faces ...
-STACKED_MIN_FACES = 2  # ... this many, is crystals lying over each other
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
 FAINT_LINE_MAX_WIDTH_UM = 32.0
@@ -318,14 +316,11 @@ def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
     """Particles outlined by sharp rims: labels, crystals per particle, corrected areas,
     and the solid (filled rims) mask, faceless fragments included."""
     features = sharp_particle_features(darkness, px, near_lines)
-    # A convex outline is one crystal, unless it holds several faces that are no lens
-    # in the strict views (a crystal lying over another). Otherwise the number of
-    # crystals is a linear blend of the faces that are no overlap lens (in each view)
-    # and the dents (faces alone miss crystals whose shared edges are faint; dents
-    # alone miss junctions hidden inside the outline).
+    # A convex outline is one crystal. Otherwise the number of crystals is a linear
+    # blend of the faces that are no overlap lens (in each view) and the dents (faces
+    # alone miss crystals whose shared edges are faint; dents alone miss junctions
+    # hidden inside the outline).
     concavities = features["concavities"]
-    faces = features["exclusive_faces"]
-    stacked = (faces[:, STACKED_VIEWS] >= STACKED_MIN_FACES).all(axis=1)
     blend = np.column_stack(
         [
             features["exclusive_faces"],
@@ -334,9 +329,7 @@ def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
         ]
     )
     members = np.where(
-        (concavities == 0) & ~stacked,
-        1,
-        np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int),
+        concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
     )
     areas = _eroded_area(features["raw_areas"], features["perimeters"], RIM_REACH_OUT_UM * px)
     return features["labels"], members.astype(int), areas, features["solid"]
@@ -353,8 +346,8 @@ def sharp_particle_features(
     Exposed for calibration: ``labels``, ``solid``, and per particle ``raw_areas``
     (pixels), ``concavities`` (dents deeper than CONCAVITY_MIN_UM),
     ``shallow_concavities`` (deeper than SHALLOW_CONCAVITY_UM), ``perimeters``
-    (pixels), ``exclusive_faces`` (shape (N, len(FACE_VIEWS))); ``typical`` is the
-    median area of convex (single) particles.
+    (pixels), ``exclusive_faces`` (shape (N, len(FACE_VIEWS)), for particles with
+    concavities); ``typical`` is the median area of convex (single) particles.
     """
     strong, traced = rims(darkness)
     solid = filled(traced)
@@ -381,7 +374,7 @@ def sharp_particle_features(
     exclusive_faces = np.column_stack(
         [
             _exclusive_faces(
-                solid, darkness > rim, labels, typical, px, share, ratio
+                solid, darkness > rim, labels, typical, px, concavities > 0, share, ratio
             )
             for rim, share, ratio in FACE_VIEWS
         ]
@@ -441,10 +434,11 @@ def _exclusive_faces(
     labels: np.ndarray,
     typical: float,
     px: float,
+    agglomerated: np.ndarray,
     min_share: float,
     lens_ratio: float,
 ) -> np.ndarray:
-    """Per particle, its faces that are not the lens of an overlap.
+    """Per agglomerated particle, its faces that are not the lens of an overlap.
 
     Faces are the regions between `strong` rims, at least `min_share` of a typical
     crystal. Where two crystals overlap, the lens between them is a face bordered by
@@ -459,6 +453,8 @@ def _exclusive_faces(
     across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     counts = np.zeros(int(labels.max()), int)
     for index, (box, region) in enumerate(labelled_boxes(labels)):
+        if not agglomerated[index]:
+            continue
         faces = np.where(region, face_labels[box], 0)
         for face in np.unique(faces):
             if not large[face]:
