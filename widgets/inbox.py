@@ -17,15 +17,14 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import html
-import io
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
 from widgets._html import code_html, notice_html, value_html
+from widgets._quiet import run_quietly
 from workbench.errors import WorkbenchError
 from workbench.remote import browse, release, review
 from workbench.remote.config import OutputRule
@@ -309,15 +308,8 @@ class ReviewInbox:
 
         syft prints banners and warnings: they are kept out of the notebook.
         """
-        chatter = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-                result = action()
-        except WorkbenchError as error:
-            self.message.value = notice_html(str(error), "error")
-            return None
-        except Exception as error:  # the widget must stay usable whatever syft raises
-            self.message.value = notice_html(f"{type(error).__name__}: {error}", "error")
+        succeeded, result = run_quietly(action, self.message)
+        if not succeeded:
             return None
         if done is not None:
             self.message.value = notice_html(done, "ok")

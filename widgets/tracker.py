@@ -15,8 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
-import io
 import threading
 import time
 from collections.abc import Sequence
@@ -26,7 +24,7 @@ import ipywidgets as w
 import pandas as pd
 
 from widgets._html import notice_html, table_html
-from workbench.errors import WorkbenchError
+from widgets._quiet import run_quietly
 from workbench.remote import browse, client
 
 
@@ -143,17 +141,7 @@ class RequestTracker:
 
     def _quietly(self, action: Any) -> Any:
         """Run `action` with syft's chatter kept out of the notebook; None on error."""
-        chatter = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-                result = action()
-        except WorkbenchError as error:
-            self.message.value = notice_html(str(error), "error")
-            return None
-        except Exception as error:  # keep the tracker alive whatever a datasite answers
-            self.message.value = notice_html(f"{type(error).__name__}: {error}", "error")
-            return None
-        return result
+        return run_quietly(action, self.message)[1]
 
 
 def tracker_html(rows: pd.DataFrame) -> str:

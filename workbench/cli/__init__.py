@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("workbench.cli.report:report", "Run a QC report notebook and publish it as HTML."),
     "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),
-    "train": ("workbench.cli.train:train", "Train the learned crystal counter on synthetic images."),
+    "train": ("workbench.cli.train:train", "Train the learned crystal counter on synthetic data."),
 }
 
 

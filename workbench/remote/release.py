@@ -22,19 +22,12 @@ Examples
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
 from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.remote._syft_calls import quiet
+from workbench.remote._trial import MockTrial, run_in_trial_process
 from workbench.remote.config import OutputRule
-from workbench.remote.output_rule import output_rule_violation
-from workbench.remote.review import _TRIAL_ENV_KEYS, MockTrial
 
 
 def run_on_private(
@@ -82,51 +75,4 @@ def run_on_private(
                 kwargs[param] = asset.data
     return run_in_trial_process(
         code.raw_code, code.service_func_name, kwargs, rule=rule, timeout=timeout
-    )
-
-
-def run_in_trial_process(
-    source: str,
-    function_name: str,
-    kwargs: dict[str, Any],
-    *,
-    rule: OutputRule | None = None,
-    timeout: float = 600.0,
-) -> MockTrial:
-    """Run ``function_name(**kwargs)`` from `source` in a separate process; report it.
-
-    Examples
-    --------
-    >>> run_in_trial_process("def f(x):\\n    return {'n': x + 1}\\n", "f", {"x": 1}).result
-    {'n': 2}
-    """
-    payload = pickle.dumps({"source": source, "name": function_name, "kwargs": kwargs})
-    env = {key: os.environ[key] for key in _TRIAL_ENV_KEYS if key in os.environ}
-    with tempfile.TemporaryDirectory(prefix="workbench-private-run-") as folder:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "workbench.remote._mock_trial"],
-                input=payload,
-                capture_output=True,
-                timeout=timeout,
-                cwd=folder,
-                env=env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return MockTrial(None, "", None, f"stopped after {timeout:.0f} s", "", timeout)
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        error = done.stderr.decode(errors="replace")[-2000:] or "run process gave no report"
-        return MockTrial(None, "", None, error, "", 0.0)
-    failed = report.get("error")
-    result = report.get("result")
-    return MockTrial(
-        result=result,
-        preview=str(report.get("repr", "")),
-        violation=None if failed else output_rule_violation(result, rule or OutputRule()),
-        error=failed,
-        stdout=str(report.get("stdout", "")),
-        seconds=float(report.get("seconds", 0.0)),
     )

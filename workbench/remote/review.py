@@ -21,13 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,40 +28,10 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.remote._syft_calls import quiet, reason, status_name
+from workbench.remote._trial import MockTrial, run_in_trial_process
 from workbench.remote.code_findings import Finding, scan_code
 from workbench.remote.config import OutputRule
 from workbench.remote.output_rule import OVERRIDE_TAG, output_rule_violation
-
-# Environment passed to the trial process: no passwords or tokens of the admin's session.
-_TRIAL_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "OMP_NUM_THREADS", "TMPDIR")
-
-
-@dataclass(frozen=True)
-class MockTrial:
-    """Outcome of running a request's code on the mock data.
-
-    Attributes
-    ----------
-    result : object or None
-        The value (plain numbers, lists and dicts), None if the run failed.
-    preview : str
-        The start of the value's repr, also when it is not plain data.
-    violation : str or None
-        The output rule the value breaks, if any (the datasite would refuse it).
-    error : str or None
-        Why the run failed or timed out.
-    stdout : str
-        What the code printed.
-    seconds : float
-        Run time.
-    """
-
-    result: Any
-    preview: str
-    violation: str | None
-    error: str | None
-    stdout: str
-    seconds: float
 
 
 def list_requests(admin: Any, status: str | None = None) -> list:
@@ -136,37 +99,8 @@ def try_on_mock(
         for per_server in code.input_policy_init_kwargs.values():
             for param, matcher in per_server.items():
                 kwargs[param] = _plain_mock(api.services.action.get_mock(matcher.val))
-    payload = pickle.dumps(
-        {"source": code.raw_code, "name": code.service_func_name, "kwargs": kwargs}
-    )
-    env = {key: os.environ[key] for key in _TRIAL_ENV_KEYS if key in os.environ}
-    with tempfile.TemporaryDirectory(prefix="workbench-trial-") as folder:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "workbench.remote._mock_trial"],
-                input=payload,
-                capture_output=True,
-                timeout=timeout,
-                cwd=folder,
-                env=env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return MockTrial(None, "", None, f"stopped after {timeout:.0f} s", "", timeout)
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        error = done.stderr.decode(errors="replace")[-2000:] or "trial process gave no report"
-        return MockTrial(None, "", None, error, "", 0.0)
-    result = report.get("result")
-    violation = output_rule_violation(result, rule) if report.get("error") is None else None
-    return MockTrial(
-        result=result,
-        preview=str(report.get("repr", "")),
-        violation=violation,
-        error=report.get("error"),
-        stdout=str(report.get("stdout", "")),
-        seconds=float(report.get("seconds", 0.0)),
+    return run_in_trial_process(
+        code.raw_code, code.service_func_name, kwargs, rule=rule, timeout=timeout
     )
 
 
