@@ -95,6 +95,7 @@ LENS_NEIGHBOUR_UM = 4.0  # faces this close are neighbours across one rim
 RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
 FAINT_LINE_MAX_WIDTH_UM = 32.0
+FAINT_LINE_MIN_SOLIDITY = 0.75  # a scratch is straight; the faint arc of a crystal's rim bends
 BLUR_AGGLOMERATE_RATIO = 2.8  # faint blobs under this many typical crystal areas are single
 BLUR_AREA_PER_CRYSTAL = 1.7  # ... above it, one crystal per this many typical areas
 TYPICAL_CRYSTAL_UM = 40.0  # used only when an image has too few single crystals to learn it
@@ -474,7 +475,8 @@ def _faint_kind(
 
     A small blob is a crystal when it is hollow (a ring: its centre is far lighter
     than its darkest part), dust when it is dark in the middle; a blob touching a
-    removed fibre or scratch is the faint end of it; a long thin one is a scratch.
+    removed fibre or scratch is the faint end of it; a long, thin and straight one
+    is a scratch (a long, thin arc is the visible part of a light crystal's rim).
     """
     area = component.sum()
     if near_line:
@@ -493,9 +495,19 @@ def _faint_kind(
     ):
         return "dust"
     thickness = 2.0 * depth(component).max()
-    if thickness <= FAINT_LINE_MAX_WIDTH_UM * px and extent(component)[0] >= 4 * thickness:
+    if (
+        thickness <= FAINT_LINE_MAX_WIDTH_UM * px
+        and extent(component)[0] >= 4 * thickness
+        and _solidity(component) >= FAINT_LINE_MIN_SOLIDITY
+    ):
         return "scratch"
     return None
+
+
+def _solidity(component: np.ndarray) -> float:
+    """Share of its convex hull that a component fills."""
+    points = np.column_stack(np.nonzero(component)[::-1]).astype(np.int32)
+    return float(component.sum()) / max(cv2.contourArea(cv2.convexHull(points)), 1.0)
 
 
 def _eroded_area(area: np.ndarray, perimeter: np.ndarray, reach_px: float) -> np.ndarray:
