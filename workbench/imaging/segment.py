@@ -92,7 +92,7 @@ FACE_VIEWS = ((RIM_DARKNESS, 0.05, 1.5), (RIM_DARKNESS, 0.02, 3.0), (0.15, 0.05,
 # squares on synthetic legacy frames (seeds 100-200, 10-50 crystals/mm²).
 AGGLOMERATE_BLEND = np.array([0.4, 0.15, 0.23, 0.2, 0.17])
 LENS_NEIGHBOUR_UM = 4.0  # faces this close are neighbours across one rim
-RIM_REACH_OUT_UM = 1.9  # the solid outline lies this far outside the crystal edge
+RIM_REACH_OUT_UM = 2.2  # the solid outline lies this far outside the crystal edge (d50 unbiased)
 BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
 FAINT_LINE_MAX_WIDTH_UM = 32.0
 FAINT_LINE_MIN_SOLIDITY = 0.75  # a scratch is straight; the faint arc of a crystal's rim bends
