@@ -179,7 +179,8 @@ def load_counter(path: str | Path | None = None, device: str = "auto") -> Crysta
         raise WorkbenchError(f"{path}: not crystal counter weights ({error})") from None
     target = resolve_device(device)
     net = fused_for_inference(net).to(target, memory_format=torch.channels_last)
-    torch.set_num_threads(_available_cpus())
+    if "OMP_NUM_THREADS" not in os.environ:  # an explicit thread count wins
+        torch.set_num_threads(_available_cpus())
     return CrystalCounter(net=net, device=target, path=path, sha256=actual)
 
 
