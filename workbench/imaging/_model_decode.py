@@ -23,7 +23,7 @@ from workbench.imaging.denoise import Artifact
 
 # Chosen on seeded frames apart from the benchmark's: lower thresholds also find the
 # lens where two crystals of an agglomerate overlap, higher ones miss small crystals.
-PEAK_THRESHOLD = 0.6
+PEAK_THRESHOLD = 0.55
 # A peak must be the highest within this diameter (working px, 7 px = 14 µm): the
 # centroids of two touching crystals are further apart than that.
 PEAK_WINDOW = 7
