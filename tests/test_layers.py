@@ -1,0 +1,39 @@
+"""Imports point down the layers of DESIGN.md; only workbench/remote imports syft."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# package -> module prefixes it must never import
+FORBIDDEN = {
+    "workbench/synth": ("syft", "workbench.imaging", "workbench.remote", "workbench.reports",
+                        "widgets"),
+    "workbench/imaging": ("syft", "workbench.remote", "workbench.reports", "widgets"),
+    "workbench/remote": ("widgets", "workbench.reports"),
+    "workbench/reports": ("syft", "widgets"),
+    "widgets": ("syft",),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_point_down(package):
+    offending = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for name in imported_modules(path):
+            if any(name == banned or name.startswith(banned + ".")
+                   for banned in FORBIDDEN[package]):
+                offending.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offending, "\n".join(offending)
