@@ -225,53 +225,42 @@ def train(
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.steps))
     rng = np.random.default_rng(config.seed)
-    step, pool_seeds, next_seed = 0, [], 0
+    run = _Progress(step=0, pool_seeds=list(range(config.pool_tiles)), next_seed=config.pool_tiles)
     if resume is not None:
         state = _load_checkpoint(Path(resume))
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.steps))
         scheduler.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
-        step, pool_seeds, next_seed = state["step"], state["pool_seeds"], state["next_seed"]
-    if not pool_seeds:
-        pool_seeds = list(range(next_seed, next_seed + config.pool_tiles))
-        next_seed += config.pool_tiles
+        run = _Progress(state["step"], state["pool_seeds"], state["next_seed"])
     seed_base = np.random.SeedSequence(config.seed)
     pool = [
         make_tile(_tile_seed(seed_base, s), config.tile)
-        for s in tqdm(pool_seeds, desc="tiles", disable=not progress, leave=False)
+        for s in tqdm(run.pool_seeds, desc="tiles", disable=not progress, leave=False)
     ]
     frames = validation_set(config.validation_images, config.seed)
     log = (out / LOG_NAME).open("a")
     weights = out / WEIGHTS_NAME
     validation: dict = {}
     class_weights = torch.tensor(_CLASS_WEIGHTS, device=device)
-    bar = tqdm(total=config.steps, initial=step, desc="train", disable=not progress)
+    bar = tqdm(total=config.steps, initial=run.step, desc="train", disable=not progress)
     net.train()
-    while step < config.steps:
+    while run.step < config.steps:
         images, heats, classes = _batch(pool, rng, config)
         output = net(images.to(device, memory_format=torch.channels_last))
-        heat_target, class_target = heats.to(device), classes.to(device)
-        heat_error = (output[:, 0] - heat_target) ** 2 * (1.0 + _PEAK_WEIGHT * heat_target)
-        loss_heat = _HEAT_LOSS_GAIN * heat_error.mean()
-        loss_class = functional.cross_entropy(output[:, 1:], class_target, weight=class_weights)
-        loss = loss_heat + loss_class
+        loss_heat, loss_class = _losses(output, heats.to(device), classes.to(device), class_weights)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss_heat + loss_class).backward()
         optimizer.step()
         scheduler.step()
-        step += 1
+        run.step += 1
+        step = run.step
         bar.update(1)
         bar.set_postfix(heat=f"{loss_heat.item():.4f}", cls=f"{loss_class.item():.3f}")
         record = {"step": step, "loss_heat": loss_heat.item(), "loss_class": loss_class.item()}
         if step % config.refresh_every == 0 and step < config.steps:
-            n_new = max(1, round(config.refresh_fraction * len(pool)))
-            for index in rng.choice(len(pool), size=n_new, replace=False):
-                pool_seeds[index] = next_seed
-                pool[index] = make_tile(_tile_seed(seed_base, next_seed), config.tile)
-                next_seed += 1
+            _refresh_pool(pool, run, rng, seed_base, config)
         done = step == config.steps
         if done or step % config.validation_every == 0:
             save_weights(net, weights, {"step": step, "config": asdict(config)})
@@ -281,29 +270,52 @@ def train(
                 record["validation"] = validation
                 bar.write(f"step {step}: {_describe(validation)}")
         if done or step % config.checkpoint_every == 0:
-            _save_checkpoint(
-                out / CHECKPOINT_NAME,
-                net,
-                optimizer,
-                scheduler,
-                rng,
-                step,
-                pool_seeds,
-                next_seed,
-                config,
-            )
+            _save_checkpoint(out / CHECKPOINT_NAME, net, optimizer, scheduler, rng, run, config)
         if step % 50 == 0 or "validation" in record or done:
             log.write(json.dumps(record) + "\n")
             log.flush()
     bar.close()
     log.close()
     return TrainResult(
-        step=step,
+        step=run.step,
         checkpoint=out / CHECKPOINT_NAME,
         weights=weights,
         validation=validation,
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass
+class _Progress:
+    """Where a run is: its step and which tiles its pool holds (by seed index)."""
+
+    step: int
+    pool_seeds: list[int]
+    next_seed: int
+
+
+def _losses(
+    output: torch.Tensor, heat: torch.Tensor, classes: torch.Tensor, class_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Peak-weighted squared error of the heat map and weighted cross-entropy of the classes."""
+    heat_error = (output[:, 0] - heat) ** 2 * (1.0 + _PEAK_WEIGHT * heat)
+    loss_class = functional.cross_entropy(output[:, 1:], classes, weight=class_weights)
+    return _HEAT_LOSS_GAIN * heat_error.mean(), loss_class
+
+
+def _refresh_pool(
+    pool: list[Tile],
+    run: _Progress,
+    rng: np.random.Generator,
+    seed_base: np.random.SeedSequence,
+    config: TrainConfig,
+) -> None:
+    """Replace ``config.refresh_fraction`` of the pool with new tiles."""
+    n_new = max(1, round(config.refresh_fraction * len(pool)))
+    for index in rng.choice(len(pool), size=n_new, replace=False):
+        run.pool_seeds[index] = run.next_seed
+        pool[index] = make_tile(_tile_seed(seed_base, run.next_seed), config.tile)
+        run.next_seed += 1
 
 
 def _batch(
@@ -357,16 +369,24 @@ def _tile_seed(base: np.random.SeedSequence, index: int) -> int:
     return int(np.random.SeedSequence(base.entropy, spawn_key=(index,)).generate_state(1)[0])
 
 
-def _save_checkpoint(path, net, optimizer, scheduler, rng, step, pool_seeds, next_seed, config):
+def _save_checkpoint(
+    path: Path,
+    net: CounterNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rng: np.random.Generator,
+    run: _Progress,
+    config: TrainConfig,
+) -> None:
     state = {
-        "step": step,
+        "step": run.step,
         "net": net.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "numpy_rng": rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
-        "pool_seeds": list(pool_seeds),
-        "next_seed": next_seed,
+        "pool_seeds": list(run.pool_seeds),
+        "next_seed": run.next_seed,
         "config": asdict(config),
     }
     partial = path.with_suffix(".partial")
