@@ -33,7 +33,7 @@ from workbench.imaging.io import to_gray_float
 from workbench.imaging.pipeline import METHODS, analyze
 
 DENSITIES_PER_MM2 = (10.0, 25.0, 50.0)
-IMAGES_PER_CELL = {"legacy": 8, "hires": 3}
+IMAGES_PER_CELL = {"legacy": 20, "hires": 5}
 QUICK_IMAGES_PER_CELL = {"legacy": 2, "hires": 1}
 SEED_BASE = 7000  # disjoint from the seeds the tests and examples use
 
