@@ -20,7 +20,7 @@ def _positive(name: str, value: int) -> None:
         "OUT/counter.pt (+ counter.json with its sha256) and OUT/train_log.jsonl."
     )
 )
-@click.option("--steps", type=int, default=4000, show_default=True, help="Total optimiser steps.")
+@click.option("--steps", type=int, default=7000, show_default=True, help="Total optimiser steps.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -91,7 +91,7 @@ class TrainConfig:
         ``auto``, ``cpu`` or ``cuda``.
     """
 
-    steps: int = 4000
+    steps: int = 7000
     batch: int = 8
     crop: int = 128
     tile: int = 256
