@@ -7,9 +7,14 @@ background estimate. It predicts two maps:
 
 - a centroid *heat map*: a Gaussian peak at every primary crystal, also inside
   agglomerates; the crystal count is the number of peaks;
-- a *class map*: background, single crystal, agglomerate, imperfection. Connected
-  crystal / agglomerate regions are the particles (their areas give the CSD); the
-  peaks inside an agglomerate region are its primary crystals.
+- a *class map*: background, single crystal, agglomerate, and one class per
+  imperfection kind (bubble, debris, fibre, scratch, dust). Connected crystal /
+  agglomerate regions are the particles (their areas give the CSD); the peaks inside
+  an agglomerate region are its primary crystals (:mod:`workbench.imaging._model_decode`).
+
+``analyze(image, "hires")`` uses it by default; ``method="model"`` selects it for any
+camera. Training: :mod:`workbench.imaging.train` (``workbench train``); what the
+shipped weights were trained on and how they score: ``weights/MODEL_CARD.md``.
 
 The shipped weights (``weights/counter.pt``) are checked against the sha256 recorded
 beside them (``weights/counter.json``) every time they are loaded.
@@ -39,7 +44,7 @@ import torch
 from workbench.camera import CameraProfile
 from workbench.errors import WorkbenchError
 from workbench.imaging._model_decode import decode_maps
-from workbench.imaging._model_input import prepare_input, working_scale
+from workbench.imaging._model_input import prepare_input
 from workbench.imaging._model_network import (
     CLASSES,
     SIZE_MULTIPLE,
@@ -235,7 +240,8 @@ def predict_maps(
                 inner = (slice(keep_r0 - r0, keep_r1 - r0), slice(keep_c0 - c0, keep_c1 - c0))
                 heat[keep_r0:keep_r1, keep_c0:keep_c1] = out[0][inner]
                 probabilities[:, keep_r0:keep_r1, keep_c0:keep_c1] = out[1:][(slice(None), *inner)]
-    return ModelMaps(heat=heat, probabilities=probabilities, scale=working_scale(pixel_size_um))
+    # The actual ratio, not the nominal one: sizes are rounded to whole pixels.
+    return ModelMaps(heat=heat, probabilities=probabilities, scale=gray.shape[1] / cols)
 
 
 def detections_from_maps(maps: ModelMaps) -> Detections:
