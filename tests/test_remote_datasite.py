@@ -265,23 +265,9 @@ def deposited_mean_v2(images):
     return {"mean": float(np.mean(images["images"][0]))}
 
 
-def test_restart_keeps_everything(site):
-    config, admin = site["config"], site["admin"]
-    before = {
-        "datasets": [d.name for d in admin.datasets.get_all()],
-        "users": sorted(u.email for u in admin.users.get_all()),
-        "requests": sorted(
-            (r.code.service_func_name, str(r.status), tuple(r.tags))
-            for r in review.list_requests(admin)
-        ),
-        "result": client.collect(site["r1"], "deposited_mean_v2").iloc[0]["mean"],
-    }
-    stop_datasite(config)
-    start_datasite(config)
-    admin = admin_login(config)
-    researcher = client.login([config], "r1@uni.example", site["passwords"]["r1@uni.example"])
-    site.update(admin=admin, r1=researcher)
-    after = {
+def datasite_snapshot(admin, researcher) -> dict:
+    """What a restart must keep: datasets, users, requests with approvals, a result."""
+    return {
         "datasets": [d.name for d in admin.datasets.get_all()],
         "users": sorted(u.email for u in admin.users.get_all()),
         "requests": sorted(
@@ -290,6 +276,17 @@ def test_restart_keeps_everything(site):
         ),
         "result": client.collect(researcher, "deposited_mean_v2").iloc[0]["mean"],
     }
+
+
+def test_restart_keeps_everything(site):
+    config, admin = site["config"], site["admin"]
+    before = datasite_snapshot(admin, site["r1"])
+    stop_datasite(config)
+    start_datasite(config)
+    admin = admin_login(config)
+    researcher = client.login([config], "r1@uni.example", site["passwords"]["r1@uni.example"])
+    site.update(admin=admin, r1=researcher)
+    after = datasite_snapshot(admin, researcher)
     assert after == before
     assert round_trip(site, after_restart_mean).iloc[0]["images"] == 3  # jobs still run
     # Private blobs live in the factory's state folder, not in the system temp folder.
