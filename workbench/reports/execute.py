@@ -24,6 +24,7 @@ import ast
 import html
 import os
 import re
+import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 
 from workbench.errors import WorkbenchError
 
@@ -261,6 +263,7 @@ def run_report(
                 # The kernel logs its own shutdown after a failed cell; the user gets
                 # one error line from us instead.
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                kernel_manager_class=QuietKernelManager,
             )
         except papermill.PapermillExecutionError as failed:
             raise _report_error(template, failed) from None
@@ -268,6 +271,19 @@ def run_report(
     page = notebook_to_html(notebook, settings.get("title", template), {**defaults, **given})
     _write_atomically(target, page)
     return target
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """A kernel whose process stderr stays off the user's terminal.
+
+    Cell output travels over the kernel protocol, not the process's stderr; what
+    lands there is the kernel's own logging, e.g. a tornado traceback when it is shut
+    down after a failed cell, which must not follow the one ``error:`` line.
+    """
+
+    async def start_kernel(self, **kwargs: Any) -> None:
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        await super().start_kernel(**kwargs)
 
 
 def _report_error(template: str, failed: Exception) -> WorkbenchError:
