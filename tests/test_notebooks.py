@@ -39,7 +39,7 @@ def execute(name, parameters, tmp_path):
         kernel_name="python3",
         cwd=str(NOTEBOOKS),
         progress_bar=False,
-        execution_timeout=300,
+        execution_timeout=600,  # generous: CI shares 2 cores with the datasites
     )
     return nbformat.read(executed, as_version=4)
 
@@ -118,8 +118,8 @@ def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
                 "email": RESEARCHER,
                 "password_env": PASSWORD_ENV,
                 "dataset": DATASET,
-                "review_wait_s": 120,
-                "run_timeout_s": 240,
+                "review_wait_s": 300,
+                "run_timeout_s": 420,
             },
             tmp_path,
         )
