@@ -16,14 +16,51 @@ import tempfile
 from typing import IO
 
 REFUSED_CALLS = (
-    "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key",
-    "bpf", "perf_event_open", "userfaultfd", "mount", "umount2", "pivot_root", "chroot",
-    "unshare", "setns", "init_module", "finit_module", "delete_module", "kexec_load",
-    "kexec_file_load", "reboot", "swapon", "swapoff", "settimeofday", "clock_settime",
-    "adjtimex", "sethostname", "setdomainname", "iopl", "ioperm", "personality",
-    "open_by_handle_at", "name_to_handle_at", "fanotify_init", "lookup_dcookie",
-    "quotactl", "acct", "syslog", "vhangup", "move_mount", "open_tree", "fsopen",
-    "fsconfig", "fsmount", "fspick",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "settimeofday",
+    "clock_settime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "iopl",
+    "ioperm",
+    "personality",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "fanotify_init",
+    "lookup_dcookie",
+    "quotactl",
+    "acct",
+    "syslog",
+    "vhangup",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
 )
 
 
@@ -50,7 +87,7 @@ def filter_file() -> IO[bytes] | None:
     program = _program()
     if program is None:
         return None
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
     out.write(program)
     out.seek(0)
     return out

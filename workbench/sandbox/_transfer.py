@@ -85,10 +85,11 @@ def plain_result(value: Any, where: str = "result", depth: int = 0) -> Any:
 
     Examples
     --------
-    >>> plain_result({"mask": np.zeros(3)})
-    Traceback (most recent call last):
-    ...
-    workbench.sandbox._transfer.NotPlainDataError: result['mask'] is a ndarray: results are numbers, strings, lists and dicts (use .tolist())
+    >>> try:
+    ...     plain_result({"mask": np.zeros(3)})
+    ... except NotPlainDataError as error:
+    ...     print(error)
+    result['mask'] is a ndarray: results are numbers, strings, lists and dicts (use .tolist())
     """
     if depth > _MAX_DEPTH:
         raise NotPlainDataError(f"{where} is nested deeper than {_MAX_DEPTH} levels")
@@ -105,8 +106,12 @@ def plain_result(value: Any, where: str = "result", depth: int = 0) -> Any:
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str):
-                raise NotPlainDataError(f"{where} has a key of type {type(key).__name__} (keys are strings)")
-        return {key: plain_result(item, f"{where}[{key!r}]", depth + 1) for key, item in value.items()}
+                raise NotPlainDataError(
+                    f"{where} has a key of type {type(key).__name__} (keys are strings)"
+                )
+        return {
+            key: plain_result(item, f"{where}[{key!r}]", depth + 1) for key, item in value.items()
+        }
     hint = " (use .tolist())" if isinstance(value, np.ndarray) else ""
     raise NotPlainDataError(
         f"{where} is a {type(value).__name__}: results are numbers, strings, lists and dicts{hint}"
@@ -126,7 +131,10 @@ def _encode(value: Any, arrays: list[np.ndarray], where: str, depth: int) -> Any
     if isinstance(value, dict):
         if not all(isinstance(key, str) and key != _ARRAY for key in value):
             raise WorkbenchError(f"{where}: dict keys must be strings")
-        return {key: _encode(item, arrays, f"{where}[{key!r}]", depth + 1) for key, item in value.items()}
+        return {
+            key: _encode(item, arrays, f"{where}[{key!r}]", depth + 1)
+            for key, item in value.items()
+        }
     try:
         return plain_result(value, where, depth)
     except NotPlainDataError as error:

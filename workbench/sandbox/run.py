@@ -21,6 +21,7 @@ parent enforces the wall-clock limit and caps what it reads back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,10 +38,21 @@ from workbench.sandbox import _seccomp
 from workbench.sandbox._transfer import write_inputs
 from workbench.sandbox.limits import SandboxLimits
 
-_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "USER": "sandbox",
-        "MPLCONFIGDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "USER": "sandbox",
+    "MPLCONFIGDIR": "/tmp",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
 _SIGNAL_LIMITS = {signal.SIGXCPU: "cpu", signal.SIGKILL: "cpu or memory"}
 
 
@@ -158,11 +170,17 @@ def run_in_sandbox(
         raise feeder.error
     text = printed.decode(errors="replace")[-8000:]
     if timed_out:
-        return _failed("timeout", f"stopped after the {limits.timeout_s:g} s wall-clock limit",
-                       text, seconds, command)
+        return _failed(
+            "timeout",
+            f"stopped after the {limits.timeout_s:g} s wall-clock limit",
+            text,
+            seconds,
+            command,
+        )
     if len(report) >= cap:
-        return _failed("output size", f"sent back more than {limits.max_output_kb} KiB",
-                       text, seconds, command)
+        return _failed(
+            "output size", f"sent back more than {limits.max_output_kb} KiB", text, seconds, command
+        )
     return _outcome(bytes(report), process.returncode, text, seconds, command)
 
 
@@ -190,9 +208,19 @@ def sandbox_command(
                     f"refusing to run: {folder} would be visible inside the sandbox (it lies "
                     f"inside {shown}); keep factory state outside the Python installation"
                 )
-    command = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-               "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
-               "--hostname", "sandbox"]
+    command = [
+        bwrap,
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--hostname",
+        "sandbox",
+    ]
     for name, value in _environment().items():
         command += ["--setenv", name, value]
     command += ["--ro-bind", "/usr", "/usr"]
@@ -208,11 +236,30 @@ def sandbox_command(
                 command += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
         command += ["--ro-bind", str(folder), str(folder)]
-    command += ["--proc", "/proc", "--dev", "/dev",
-                "--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp",
-                "--remount-ro", "/", "--chdir", "/tmp", "--",
-                sys.executable, "-I", "-m", "workbench.sandbox._runner",
-                json.dumps(asdict(limits)), source, function_name]
+    command += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.tmp_mb << 20),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        "/tmp",
+        "--",
+        sys.executable,
+        "-I",
+        "-m",
+        "workbench.sandbox._runner",
+        json.dumps(asdict(limits)),
+        source,
+        function_name,
+    ]
     return command
 
 
@@ -251,10 +298,8 @@ class _Feeder(threading.Thread):
         except OSError:
             pass  # the run ended before reading everything; its report says why
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 self.process.stdin.close()
-            except OSError:
-                pass
 
 
 def _reader(pipe, into: bytearray, cap: int) -> threading.Thread:
@@ -267,10 +312,8 @@ def _reader(pipe, into: bytearray, cap: int) -> threading.Thread:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait()
 
 
@@ -278,7 +321,9 @@ def _failed(limit: str | None, error: str, stdout: str, seconds: float, command)
     return SandboxOutcome(None, error, limit, stdout, round(seconds, 3), 0.0, command)
 
 
-def _outcome(report: bytes, returncode: int, stdout: str, seconds: float, command) -> SandboxOutcome:
+def _outcome(
+    report: bytes, returncode: int, stdout: str, seconds: float, command
+) -> SandboxOutcome:
     try:
         parsed = json.loads(report)
         if not isinstance(parsed, dict):
@@ -288,14 +333,17 @@ def _outcome(report: bytes, returncode: int, stdout: str, seconds: float, comman
         limit = _SIGNAL_LIMITS.get(signum) if signum else None
         if limit is not None:
             return _failed(limit, f"stopped by the {limit} limit", stdout, seconds, command)
-        detail = f"exit status {returncode}" + (f": {stdout.strip()[-300:]}" if stdout.strip() else "")
+        detail = f"exit status {returncode}" + (
+            f": {stdout.strip()[-300:]}" if stdout.strip() else ""
+        )
         return _failed(None, f"the run ended without a report ({detail})", stdout, seconds, command)
     printed = str(parsed.get("stdout", ""))[-8000:] + stdout
     run_seconds = float(parsed.get("seconds", 0.0) or 0.0)
     start = max(0.0, round(seconds - run_seconds, 3))
     if parsed.get("ok") is True:
-        return SandboxOutcome(parsed.get("result"), None, None, printed, round(seconds, 3), start,
-                              command)
+        return SandboxOutcome(
+            parsed.get("result"), None, None, printed, round(seconds, 3), start, command
+        )
     kind = str(parsed.get("kind", "exception"))
     limit = kind if kind in ("memory", "processes", "file size") else None
     error = str(parsed.get("error", "the run failed"))
