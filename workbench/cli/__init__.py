@@ -32,8 +32,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workbench.cli.demo:demo",
         "Two factory datasites, one researcher: the private-data round trip end to end.",
     ),
+    "floor": (
+        "workbench.cli.floor:floor",
+        "The factory floor page (up, down, status), its accounts and its benchmark.",
+    ),
     "report": ("workbench.cli.report:report", "Run a QC report notebook and publish it as HTML."),
     "synth": ("workbench.cli.synth:synth", "Write synthetic micrographs with ground truth."),
+    "tool": (
+        "workbench.cli.tool:tool",
+        "Publish counting tools to factories; review and adopt them for the floor.",
+    ),
     "train": ("workbench.cli.train:train", "Train the learned crystal counter on synthetic data."),
 }
 

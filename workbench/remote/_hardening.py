@@ -1,76 +1,274 @@
-"""Four wraps that close PySyft 0.9.5 security gaps on a factory datasite.
+"""The datasite's security patches on PySyft 0.9.5 (installed through ``_patches``).
 
-The launcher calls :func:`apply` in its own process before ``sy.orchestra.launch``
-forks the server child (and the server forks its job consumers), so every process
-that answers researchers runs the wrapped methods. Each wrap keeps syft's own
-behaviour and only adds a refusal:
+The launcher installs these in its own process before ``sy.orchestra.launch`` forks
+the server child (and the server its job consumers), so every process that answers
+researchers runs them:
 
-1. Run limits (upstream #9391): ``UserCodeService.is_execution_allowed`` calls
-   ``output_policy.is_valid()`` but ignores a False answer, so a single-use
-   function runs again and again. The wrap turns False into "not valid"; syft then
-   hands back the stored output instead of running the code again.
-2. Private print output: ``print()`` inside a job is appended to the job's log, which
-   the researcher reads with ``job.logs()``. The wrap of ``LogService.get`` /
-   ``get_all`` withholds stdout and stderr from everyone but the admin.
-3. Result cap: nothing on the admin side limits what a result holds (a researcher's
-   own output policy can allow anything). The wrap of ``execute_byte_code`` (as
-   imported by the action service) checks every non-admin run's result against the
-   factory's output rule and turns a breaking result into an error that names the
-   rule, unless the admin recorded an override on the request (``OVERRIDE_TAG``).
-4. Job queue on every interface: the ZMQ producer binds ``tcp://*:<port>``; anything
-   that reaches the machine could register as a worker and receive queued jobs, which
-   carry the server's signing key. The wrap binds it to loopback, where the in-memory
-   consumers connect.
-
-Approved code still runs as plain ``exec`` in the server process: the review step is
-the gate, not a sandbox.
+1. Sandboxed execution. ``execute_byte_code`` (as the action service calls it) never
+   ``exec``\\ s researcher code in the server: it checks the request (the code is the
+   code the admin approved, by hash; ``min_images``), runs the function in a fresh
+   bubblewrap sandbox (:mod:`workbench.sandbox`), checks the result against the
+   factory's output rule, and then either returns it (``release = "auto"``) or holds
+   it at the factory until the admin releases it (``release = "review"``, see
+   :mod:`workbench.remote.held`). Progress is set by the datasite in coarse stages.
+   syft's second run, on the mock data, is skipped: its value is never used.
+2. Which twin a run sees. syft calls ``filter_twin_kwargs`` with ``PRIVATE`` then
+   ``MOCK`` right before each of its two runs; the wrap records the mode for (1).
+3. Run limits (upstream #9391): ``UserCodeService.is_execution_allowed`` ignores a
+   False ``output_policy.is_valid()``, so a single-use function runs again and again.
+4. Private print output: ``LogService.get``/``get_all`` withhold stdout and stderr
+   of runs from everyone but the admin.
+5. Guests: syft answers an anonymous guest's calls (dataset lists, mocks, metadata).
+   Every API call from a guest is refused.
+6. Job queue on every interface: the ZMQ producer binds ``tcp://*``; queued jobs
+   carry the server's signing key. It is bound to loopback.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
+from typing import Any
 
 import syft.service.action.action_service as action_service
+from syft.server.server import Server
+from syft.service.action.action_object import TwinMode
+from syft.service.code.user_code import UserCodeExecutionOutput, get_code_hash
 from syft.service.code.user_code_service import IsExecutionAllowedEnum, UserCodeService
 from syft.service.log.log_service import LogService
 from syft.service.queue.zmq_producer import ZMQProducer
 from syft.service.user.user_roles import ServiceRole
+from syft.types.errors import SyftException
 
-from workbench.remote.config import OutputRule
-from workbench.remote.output_rule import OVERRIDE_TAG, output_rule_violation
+from workbench.remote import held as held_store
+from workbench.remote._patches import Patch
+from workbench.remote.config import DatasiteConfig
+from workbench.remote.output_rule import OVERRIDE_TAG, check_output, too_few_images
+from workbench.sandbox import SandboxOutcome, run_in_sandbox
 
 WITHHELD = "[withheld: output of runs on private data is shown to the factory admin only]\n"
+GUEST_REFUSED = "this datasite shares nothing with guests: log in with an account from its admin"
+_twin_mode: contextvars.ContextVar[TwinMode | None] = contextvars.ContextVar(
+    "workbench_twin_mode", default=None
+)
 
 
-def apply(rule: OutputRule, factory: str) -> None:
-    """Install the four wraps in this process (idempotent: a second call changes nothing).
+def patches(config: DatasiteConfig) -> list[Patch]:
+    """The security patches for the factory of `config`."""
+    return [
+        Patch(
+            action_service,
+            "execute_byte_code",
+            lambda original: _sandboxed_execution(config),
+            "approved code ran as plain exec inside the syft server process",
+        ),
+        Patch(
+            action_service,
+            "filter_twin_kwargs",
+            _record_twin_mode,
+            "the sandboxed run must know whether it sees private or mock data",
+        ),
+        Patch(
+            UserCodeService,
+            "is_execution_allowed",
+            _enforce_run_limits,
+            "run limits of output policies are not enforced (upstream #9391)",
+        ),
+        Patch(LogService, "get", _withhold_log, "print() of private runs reached researchers"),
+        Patch(LogService, "get_all", _withhold_logs, "print() of private runs reached researchers"),
+        Patch(
+            Server,
+            "handle_api_call_with_unsigned_result",
+            _refuse_guests,
+            "anonymous guests could list datasets, mocks and metadata",
+        ),
+        Patch(
+            ZMQProducer,
+            "bind",
+            _bind_to_loopback,
+            "the job queue listened on every interface (jobs carry the signing key)",
+        ),
+    ]
 
-    Parameters
-    ----------
-    rule : OutputRule
-        Limits on results released to researchers.
-    factory : str
-        Datasite name, used in refusal messages.
+
+# 1. Sandboxed execution --------------------------------------------------------------
+def _sandboxed_execution(config: DatasiteConfig):
+    def execute_byte_code(code_item, kwargs: dict[str, Any], context) -> UserCodeExecutionOutput:
+        if _twin_mode.get() is TwinMode.MOCK:
+            return _output(code_item, None)  # syft's mock run: its value is never used
+        try:
+            return _run_checked(config, code_item, kwargs, context)
+        except _RefusedError as refused:
+            _log(context, stderr=refused.detail or str(refused))
+            return _output(code_item, None, error=str(refused))
+
+    return execute_byte_code
+
+
+class _RefusedError(Exception):
+    """A run that ends without a result: the message is what the researcher sees."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail  # for the admin's log only
+
+
+def _run_checked(config: DatasiteConfig, code_item, kwargs: dict, context):
+    name = code_item.service_func_name
+    is_admin = context.role == ServiceRole.ADMIN
+    request = None if is_admin else _request_of(code_item, context)
+    if request is not None:
+        _check_approved_code(config, code_item, request)
+        broken = too_few_images(count_images(kwargs), config.output_rule)
+        if broken:
+            raise _RefusedError(
+                f"{name} refused by {config.name}'s rule {broken.rule}: {broken.detail}"
+            )
+        if config.release == "review":
+            delivered = _released_value(config, code_item, request)
+            if delivered is not None:
+                return _output(code_item, delivered[0])
+    _progress(context, 10)
+    outcome = run_in_sandbox(
+        code_item.raw_code, name, kwargs, config.sandbox, hidden=(config.state_dir,)
+    )
+    _log(context, stdout=outcome.stdout, stderr=outcome.error or "")
+    _progress(context, 90)
+    if not outcome.ok:
+        raise _RefusedError(_failure_message(config, name, outcome))
+    if request is None:
+        return _output(code_item, outcome.result)
+    broken = check_output(outcome.result, config.output_rule)
+    if broken and OVERRIDE_TAG not in request.tags:
+        raise _RefusedError(
+            f"result of {name} refused by {config.name}'s output rule {broken.rule}", broken.detail
+        )
+    if config.release == "review":
+        held = held_store.hold(
+            config.state_dir,
+            code_id=str(code_item.id),
+            function=name,
+            researcher=str(request.requesting_user_email),
+            value=outcome.result,
+        )
+        raise _RefusedError(held_store.held_message(name, config.name, held.token))
+    return _output(code_item, outcome.result)
+
+
+def count_images(kwargs: dict[str, Any]) -> int:
+    """Images in a run's inputs: the ``images`` lists of its image batches.
+
+    Examples
+    --------
+    >>> count_images({"images_000": {"images": [1, 2]}, "images_001": {"images": [3]}})
+    3
     """
-    if getattr(UserCodeService.is_execution_allowed, "_workbench_wrap", False):
+    return sum(
+        len(value["images"])
+        for value in kwargs.values()
+        if isinstance(value, dict) and isinstance(value.get("images"), list)
+    )
+
+
+def _request_of(code_item, context):
+    server = context.server
+    requests = server.services.request.stash.get_by_usercode_id(
+        server.verify_key, code_item.id
+    ).unwrap()
+    if not requests:
+        raise _RefusedError(f"{code_item.service_func_name} has no code request on this datasite")
+    return requests[0]
+
+
+def _check_approved_code(config: DatasiteConfig, code_item, request) -> None:
+    """The code that runs is the code the admin approved: same hash, and it matches."""
+    recomputed = get_code_hash(code_item.raw_code, code_item.user_verify_key)
+    approved = f"{held_store.APPROVED_CODE_TAG}{code_item.code_hash}" in request.tags
+    if recomputed != code_item.code_hash or not approved:
+        raise _RefusedError(
+            f"{code_item.service_func_name} refused by {config.name}: this code is not the "
+            "code its admin approved",
+            f"stored hash {code_item.code_hash}, code hashes to {recomputed}, approved: {approved}",
+        )
+
+
+def _released_value(config: DatasiteConfig, code_item, request) -> tuple[Any] | None:
+    """``(value,)`` if the admin released this request's held result; refuse otherwise."""
+    held = held_store.pending_for_code(config.state_dir, str(code_item.id))
+    if held is None:
+        return None
+    name = code_item.service_func_name
+    if held_store.release_tag(held) in request.tags:
+        held_store.mark_delivered(config.state_dir, held)
+        return (held.value,)
+    if f"{held_store.WITHHELD_TAG}{held.token}" in request.tags:
+        reason = held_store.withheld_reason(list(request.tags)) or "no reason given"
+        raise _RefusedError(f"result of {name} withheld by {config.name}'s admin: {reason}")
+    raise _RefusedError(
+        f"result of {name} is still {held_store.HELD_MESSAGE} by {config.name}'s admin"
+    )
+
+
+def _failure_message(config: DatasiteConfig, name: str, outcome: SandboxOutcome) -> str:
+    if outcome.limit is not None:
+        value = {
+            "timeout": f"{config.sandbox.timeout_s:g} s",
+            "cpu": f"{config.sandbox.cpu_s} CPU s",
+            "memory": f"{config.sandbox.memory_mb} MiB",
+            "processes": f"{config.sandbox.max_processes} processes",
+            "file size": f"{config.sandbox.max_file_mb} MiB",
+            "output size": f"{config.sandbox.max_output_kb} KiB",
+        }.get(outcome.limit, "")
+        return f"run of {name} stopped by {config.name}'s {outcome.limit} limit ({value})".replace(
+            " ()", ""
+        )
+    if outcome.error and outcome.error.startswith("result"):
+        return f"result of {name} refused by {config.name}: results are plain data only"
+    # The exception's text may carry private data: the admin reads it in the job log.
+    return f"{name} failed on {config.name}'s data; its admin can read the error in the job log"
+
+
+def _output(code_item, result: Any, error: str | None = None) -> UserCodeExecutionOutput:
+    return UserCodeExecutionOutput(
+        user_code_id=code_item.id,
+        stdout="",
+        stderr="",
+        result=result,
+        errored=error is not None,
+        safe_error_message=error or "",
+    )
+
+
+def _progress(context, percent: int) -> None:
+    """Coarse progress of a job, set by the datasite (never by the function)."""
+    job = getattr(context, "job", None)
+    if job is None or context.server is None:
         return
-    UserCodeService.is_execution_allowed = _mark(
-        _enforce_run_limits(UserCodeService.is_execution_allowed)
+    job.n_iters, job.current_iter = 100, percent
+    context.server.services.job.update(context, job)
+
+
+def _log(context, stdout: str = "", stderr: str = "") -> None:
+    """Append to the job's log (readable by the admin only, see patch 4)."""
+    job = getattr(context, "job", None)
+    if job is None or context.server is None or not (stdout or stderr):
+        return
+    context.server.services.log.append(
+        context=context, uid=job.log_id, new_str=stdout, new_err=stderr
     )
-    LogService.get = _mark(_withhold_log(LogService.get))
-    LogService.get_all = _mark(_withhold_logs(LogService.get_all))
-    action_service.execute_byte_code = _mark(
-        _cap_results(action_service.execute_byte_code, rule, factory)
-    )
-    ZMQProducer.bind = _mark(_bind_to_loopback(ZMQProducer.bind))
 
 
-def _mark(function):
-    function._workbench_wrap = True
-    return function
+# 2. Twin mode -------------------------------------------------------------------------
+def _record_twin_mode(original):
+    @functools.wraps(original)
+    def filter_twin_kwargs(kwargs, twin_mode, allow_python_types=False):
+        _twin_mode.set(twin_mode)
+        return original(kwargs, twin_mode, allow_python_types=allow_python_types)
+
+    return filter_twin_kwargs
 
 
-# 1. Run limits ---------------------------------------------------------------------
+# 3. Run limits -------------------------------------------------------------------------
 def _enforce_run_limits(original):
     @functools.wraps(original)
     def is_execution_allowed(self, code, context, output_policy):
@@ -82,7 +280,7 @@ def _enforce_run_limits(original):
     return is_execution_allowed
 
 
-# 2. Logs of private runs -----------------------------------------------------------
+# 4. Logs of private runs -----------------------------------------------------------------
 def _is_admin(context) -> bool:
     return context.role == ServiceRole.ADMIN
 
@@ -111,35 +309,18 @@ def _withhold_logs(original):
     return get_all
 
 
-# 3. Result cap ---------------------------------------------------------------------
-def _override_recorded(code_item, context) -> bool:
-    server = context.server
-    requests = server.services.request.stash.get_by_usercode_id(
-        server.verify_key, code_item.id
-    ).unwrap()
-    return any(OVERRIDE_TAG in request.tags for request in requests)
-
-
-def _cap_results(original, rule: OutputRule, factory: str):
+# 5. Guests ---------------------------------------------------------------------------------
+def _refuse_guests(original):
     @functools.wraps(original)
-    def execute_byte_code(code_item, kwargs, context):
-        output = original(code_item, kwargs, context)
-        if output.errored or _is_admin(context):
-            return output
-        broken = output_rule_violation(output.result, rule)
-        if broken and not _override_recorded(code_item, context):
-            output.result = None
-            output.errored = True
-            output.safe_error_message = (
-                f"result of {code_item.service_func_name} refused by {factory}'s output "
-                f"rule: {broken}"
-            )
-        return output
+    def handle_api_call_with_unsigned_result(self, api_call, *args, **kwargs):
+        if self.get_role_for_credentials(credentials=api_call.credentials) == ServiceRole.GUEST:
+            raise SyftException(public_message=GUEST_REFUSED)
+        return original(self, api_call, *args, **kwargs)
 
-    return execute_byte_code
+    return handle_api_call_with_unsigned_result
 
 
-# 4. Job queue on loopback -----------------------------------------------------------
+# 6. Job queue on loopback ------------------------------------------------------------------
 def _bind_to_loopback(original):
     @functools.wraps(original)
     def bind(self, endpoint: str) -> None:

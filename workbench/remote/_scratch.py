@@ -16,7 +16,7 @@ def free_port() -> int:
 
 
 def scratch_config(
-    root: Path, name: str, camera: str = "legacy", admin_email: str = ""
+    root: Path, name: str, camera: str = "legacy", admin_email: str = "", release: str = "review"
 ) -> DatasiteConfig:
     """Write ``root/<name>.toml`` (free port, state in ``root/state/<name>``) and load it.
 
@@ -26,7 +26,7 @@ def scratch_config(
     email = f'admin_email = "{admin_email}"\n' if admin_email else ""
     path.write_text(
         f'name = "{name}"\ncamera = "{camera}"\nport = {free_port()}\n'
-        f'state = "state/{name}"\npassword_env = ""\n{email}'
+        f'state = "state/{name}"\npassword_env = ""\nrelease = "{release}"\n{email}'
     )
     return load_config(path)
 

@@ -1,6 +1,7 @@
 """Fixes for PySyft 0.9.5 bugs that are not security gaps (those are in ``_hardening``).
 
-Applied by the launcher, always, before the server child forks:
+Installed by the launcher through :mod:`workbench.remote._patches`, always, before
+the server child forks:
 
 1. Job consumers after a restart. On first start syft creates the default worker
    pool and one in-memory consumer per worker. On a restart the pool and its workers
@@ -22,33 +23,51 @@ Applied by the launcher, always, before the server child forks:
 from __future__ import annotations
 
 import functools
-import time
 
 import syft.service.queue.zmq_producer as zmq_producer
 import syft.service.service as service
 import syft.types.syft_object as syft_object
 from syft.server.server import Server
 
+from workbench.remote._patches import Patch
+
 QUEUE_POLL_SECONDS = 0.25
 
 
-def apply() -> None:
-    """Install the fixes in this process (idempotent)."""
-    if getattr(Server.start_in_memory_workers, "_workbench_wrap", False):
-        return
-    Server.start_in_memory_workers = _mark(
-        _start_default_pool_consumers(Server.start_in_memory_workers)
-    )
-    skip_text = _mark(_skip_text_and_bytes(syft_object.attach_attribute_to_syft_object))
-    syft_object.attach_attribute_to_syft_object = skip_text  # its own recursion
-    service.attach_attribute_to_syft_object = skip_text  # the copy service methods call
-    zmq_producer.sleep = lambda seconds: time.sleep(min(seconds, QUEUE_POLL_SECONDS))
-    zmq_producer.ZMQ_POLLER_TIMEOUT_MSEC = int(QUEUE_POLL_SECONDS * 1000)
-
-
-def _mark(function):
-    function._workbench_wrap = True
-    return function
+def patches() -> list[Patch]:
+    """The three fixes, for :func:`workbench.remote._patches.install`."""
+    return [
+        Patch(
+            Server,
+            "start_in_memory_workers",
+            _start_default_pool_consumers,
+            "after a restart the default pool's workers get no consumer: jobs wait forever",
+        ),
+        Patch(
+            syft_object,
+            "attach_attribute_to_syft_object",
+            _skip_text_and_bytes,
+            "a walk over every byte of a result (6 s per 26 MB of images): its own recursion",
+        ),
+        Patch(
+            service,
+            "attach_attribute_to_syft_object",
+            _skip_text_and_bytes,
+            "a walk over every byte of a result: the copy service methods call",
+        ),
+        Patch(
+            zmq_producer,
+            "sleep",
+            lambda original: lambda seconds: original(min(seconds, QUEUE_POLL_SECONDS)),
+            "the job producer polls once a second",
+        ),
+        Patch(
+            zmq_producer,
+            "ZMQ_POLLER_TIMEOUT_MSEC",
+            lambda original: int(QUEUE_POLL_SECONDS * 1000),
+            "the job dispatcher waits up to a second per poll",
+        ),
+    ]
 
 
 def _start_default_pool_consumers(original):

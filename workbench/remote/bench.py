@@ -19,7 +19,15 @@ measures
   and ``syft_overhead_s`` / ``syft_overhead_pct``: ``remote_s`` minus that, absolute
   and relative to it. On a shared machine the counting itself runs at a different
   speed in the datasite's worker than in this process; these two isolate what syft
-  adds from that.
+  adds from that;
+* the same remote figures on a second datasite started without the hardening
+  (plain in-process ``exec``, no sandbox), in the same run: ``unsandboxed_remote_s``,
+  ``unsandboxed_overhead_pct``, and ``sandbox_cost_s`` (their difference);
+* ``sandbox_start_s``: median time to start a sandbox and call a trivial function
+  in it (5 runs).
+
+Both datasites use ``release = "auto"``: the review step is a person's time, not the
+system's.
 
 Examples
 --------
@@ -67,35 +75,47 @@ def bench_remote(
         root = Path(folder)
         images = write_synthetic_images(root / "images", "legacy", n_images, seed=0)
         copies = _copies_up_to(images, root / "upload", upload_mb)
-        config = scratch_config(root, "factory-bench")
+        config = scratch_config(root, "factory-bench", release="auto")
+        plain = scratch_config(root, "factory-plain", release="auto")
+        sandbox_start_s = _sandbox_start_seconds()
+        say(f"sandbox start: {sandbox_start_s:.2f} s")
 
         started = time.perf_counter()
         start_datasite(config)
         launch_s = time.perf_counter() - started
         say(f"datasite up in {launch_s:.1f} s")
+        start_datasite(plain, hardening=False)
         try:
-            admin = admin_login(config)
-            password = add_researcher(admin, RESEARCHER, "Bench")
-            upload = upload_folder(admin, copies, "upload-speed", "legacy", progress=False)
-            say(f"uploaded {upload.megabytes:.0f} MB in {upload.seconds:.1f} s")
-            upload_folder(admin, images, "bench", "legacy", progress=False, mock_shape=TINY_MOCK)
-
             read = read_image_folder(images)
             batch = image_batch(read.images, read.files, "legacy", 2.0)
             local, before_s = _timed(counting.count_crystals, batch)
             say(f"local: {n_images} images in {before_s:.1f} s")
-
-            researcher = client.login([config], RESEARCHER, password)
-            client.submit(researcher, counting.count_crystals, "bench")
-            review.approve(review.list_requests(admin, "pending")[0])
-            table, remote_s = _timed(_remote_run, researcher, "count_crystals")
-            say(f"remote: {n_images} images in {remote_s:.1f} s")
-            # Other work on the machine changes the speed: bracket the remote run.
+            remote_runs = {}
+            for site in (config, plain):
+                admin = admin_login(site)
+                password = add_researcher(admin, RESEARCHER, "Bench")
+                if site is config:
+                    upload = upload_folder(
+                        admin.client, copies, "upload-speed", "legacy", progress=False
+                    )
+                    say(f"uploaded {upload.megabytes:.0f} MB in {upload.seconds:.1f} s")
+                upload_folder(
+                    admin.client, images, "bench", "legacy", progress=False, mock_shape=TINY_MOCK
+                )
+                researcher = client.login([site], RESEARCHER, password)
+                client.submit(researcher, counting.count_crystals, "bench")
+                review.approve(review.list_requests(admin, "pending")[0])
+                remote_runs[site.name] = _timed(_remote_run, researcher, "count_crystals")
+                say(f"remote ({site.name}): {n_images} images in {remote_runs[site.name][1]:.1f} s")
+            # Other work on the machine changes the speed: bracket the remote runs.
             _, after_s = _timed(counting.count_crystals, batch)
             say(f"local again: {after_s:.1f} s")
             local_s = (before_s + after_s) / 2
         finally:
             stop_datasite(config)
+            stop_datasite(plain)
+    table, remote_s = remote_runs[config.name]
+    _, plain_s = remote_runs[plain.name]
     remote = table.iloc[0]
     if remote.get("mean_count") != local["mean_count"]:
         raise RuntimeError(f"remote result {dict(remote)} differs from local {local}")
@@ -111,7 +131,21 @@ def bench_remote(
         "remote_compute_s": round(float(remote["seconds"]), 2),
         "syft_overhead_s": round(remote_s - float(remote["seconds"]), 2),
         "syft_overhead_pct": round(100.0 * (remote_s / float(remote["seconds"]) - 1.0), 1),
+        "unsandboxed_remote_s": round(plain_s, 2),
+        "unsandboxed_overhead_pct": round(100.0 * (plain_s - local_s) / local_s, 1),
+        "sandbox_cost_s": round(remote_s - plain_s, 2),
+        "sandbox_start_s": round(sandbox_start_s, 3),
     }
+
+
+def _sandbox_start_seconds(runs: int = 5) -> float:
+    """Median seconds to start a sandbox and call a trivial function in it."""
+    import statistics
+
+    from workbench.sandbox import run_in_sandbox
+
+    source = "def ping():\n    return 1\n"
+    return statistics.median(_timed(run_in_sandbox, source, "ping", {})[1] for _ in range(runs))
 
 
 def _timed(function: Callable, *args):

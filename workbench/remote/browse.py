@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.remote._syft_calls import quiet
+from workbench.remote._syft_calls import code_inputs, quiet
 
 # upload.py writes each asset's description as "batch 1 of 2: 20 images".
 _IMAGES_IN_DESCRIPTION = re.compile(r"(\d+) images?\b")
@@ -104,7 +104,7 @@ def dataset_cards(clients: dict[str, Any], mock_images: int = 2) -> list[Dataset
     return cards
 
 
-def request_datasets(admin: Any, request: Any) -> list[str]:
+def request_datasets(admin: Any, request: Any) -> list[str]:  # admin: syft client
     """Names of the datasets whose assets a code request reads, on the admin's datasite.
 
     Examples
@@ -112,11 +112,7 @@ def request_datasets(admin: Any, request: Any) -> list[str]:
     >>> request_datasets(admin, request)  # doctest: +SKIP
     ['line-1']
     """
-    wanted = {
-        str(getattr(rule, "val", rule))
-        for per_server in request.code.input_policy_init_kwargs.values()
-        for rule in per_server.values()
-    }
+    wanted = set(code_inputs(request.code).values())
     with quiet():
         datasets = admin.datasets.get_all()
     return sorted(

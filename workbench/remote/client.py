@@ -26,7 +26,8 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.remote._syft_calls import quiet, reason, status_name
+from workbench.remote import held
+from workbench.remote._syft_calls import code_inputs, quiet, reason, status_name
 from workbench.remote.config import DatasiteConfig, load_config
 
 Clients = dict[str, Any]  # factory name -> logged-in syft DatasiteClient
@@ -164,8 +165,9 @@ def status_table(clients: Clients, function_name: str) -> pd.DataFrame:
     """Request and job status of `function_name` on every datasite.
 
     Columns: ``factory``, ``request`` (pending / approved / rejected / not submitted),
-    ``reason`` (why it was denied), ``job`` (status of the latest run) and
-    ``progress`` (``done/total``).
+    ``reason`` (why it was denied or withheld), ``job`` (status of the latest run),
+    ``progress`` (a percentage the datasite sets) and ``release`` (``held`` while the
+    result waits for the factory admin, ``released``, ``withheld``, or empty).
     """
     rows = []
     for factory, client in clients.items():
@@ -176,6 +178,7 @@ def status_table(clients: Clients, function_name: str) -> pd.DataFrame:
             "reason": "",
             "job": "",
             "progress": "",
+            "release": "",
         }
         if code is not None:
             request = _request_for(client, code)
@@ -186,17 +189,23 @@ def status_table(clients: Clients, function_name: str) -> pd.DataFrame:
             if job is not None:
                 row["job"] = status_name(job.status)
                 if job.n_iters:
-                    row["progress"] = f"{job.current_iter or 0}/{job.n_iters}"
+                    row["progress"] = f"{100 * (job.current_iter or 0) // job.n_iters}%"
+                row["release"] = _release_state(request, job)
+                if row["release"] == "withheld":
+                    row["reason"] = held.withheld_reason(list(request.tags)) or ""
         rows.append(row)
-    return pd.DataFrame(rows, columns=["factory", "request", "reason", "job", "progress"])
+    columns = ["factory", "request", "reason", "job", "progress", "release"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def start_runs(clients: Clients, function_name: str) -> dict[str, Any]:
     """Start `function_name` as a job on every datasite that approved it.
 
     Datasites where the request is pending or denied are left out (see
-    :func:`status_table`), and so are those where it is running or has run; a run
-    that failed (for instance refused by the output rule) is started again.
+    :func:`status_table`), and so are those where it is running or has run, or whose
+    result is held for the admin's review; a run that failed (for instance refused
+    by the output rule) is started again, and so is one whose held result the admin
+    has released: that run receives the released value.
 
     Returns
     -------
@@ -212,17 +221,22 @@ def start_runs(clients: Clients, function_name: str) -> dict[str, Any]:
         previous = _latest_job(client, code)
         if previous is not None and status_name(previous.status) not in _FAILED:
             continue
-        inputs = _code_inputs(client, code)
-        try:
-            with quiet():
-                jobs[factory] = getattr(client.code, code.service_func_name)(
-                    **inputs, blocking=False
-                )
-        except Exception as error:
-            raise WorkbenchError(
-                f"{factory} refused to run {function_name}: {reason(error)}"
-            ) from None
+        if previous is not None and _release_state(request, previous) in ("held", "withheld"):
+            continue
+        jobs[factory] = _start_run(factory, client, code)
     return jobs
+
+
+def _start_run(factory: str, client: Any, code: Any) -> Any:
+    try:
+        with quiet():
+            return getattr(client.code, code.service_func_name)(
+                **_code_inputs(client, code), blocking=False
+            )
+    except Exception as error:
+        raise WorkbenchError(
+            f"{factory} refused to run {code.service_func_name}: {reason(error)}"
+        ) from None
 
 
 def wait_for_results(
@@ -233,6 +247,10 @@ def wait_for_results(
     clock: Callable[[], float] = time.monotonic,
 ) -> pd.DataFrame:
     """Wait until every started run of `function_name` has finished, then :func:`collect`.
+
+    A run whose result is held for the factory admin's review counts as finished
+    (its row says so); if the admin has released it meanwhile, the run that fetches
+    the released value is started and waited for. Call this again after a release.
 
     Polls every `poll_seconds` at first, then every 3 % of the time waited so far (at
     most every 2 s): a finished run is noticed late by at most 3 % of its duration,
@@ -247,13 +265,17 @@ def wait_for_results(
     deadline = started + timeout
     codes = {factory: _latest_code(client, function_name) for factory, client in clients.items()}
     while True:
-        running = [
-            factory
-            for factory, client in clients.items()
-            if codes[factory] is not None
-            and (job := _latest_job(client, codes[factory])) is not None
-            and not job.resolved
-        ]
+        running = []
+        for factory, client in clients.items():
+            code = codes[factory]
+            job = _latest_job(client, code) if code is not None else None
+            if job is None:
+                continue
+            if not job.resolved:
+                running.append(factory)
+            elif _release_state(_request_for(client, code), job) == "released":
+                _start_run(factory, client, code)  # fetch the value the admin released
+                running.append(factory)
         if not running:
             return collect(clients, function_name)
         if clock() > deadline:
@@ -323,15 +345,26 @@ def _latest_job(client: Any, code: Any) -> Any | None:
 def _code_inputs(client: Any, code: Any) -> dict:
     """The code's input parameters mapped to this datasite's asset objects."""
     assets = {
-        asset.action_id: asset
+        str(asset.action_id): asset
         for dataset in client.datasets.get_all()
         for asset in dataset.asset_list
     }
-    inputs = {}
-    for per_server in code.input_policy_init_kwargs.values():
-        for param, rule in per_server.items():
-            inputs[param] = assets[getattr(rule, "val", rule)]  # MixedInputPolicy: Matches
-    return inputs
+    return {param: assets[asset_id] for param, asset_id in code_inputs(code).items()}
+
+
+def _release_state(request: Any, job: Any) -> str:
+    """``held``, ``released`` or ``withheld`` for a run whose result the datasite held."""
+    if request is None or status_name(job.status) != "errored":
+        return ""
+    token = held.token_in(str(getattr(job.result, "message", "") or ""))
+    if token is None:
+        return ""
+    tags = list(request.tags)
+    if f"{held.RELEASED_TAG}{token}" in tags:
+        return "released"
+    if f"{held.WITHHELD_TAG}{token}" in tags:
+        return "withheld"
+    return "held"
 
 
 def _job_value(job: Any) -> Any:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 from workbench.camera import CAMERAS
 from workbench.errors import WorkbenchError
+from workbench.sandbox.limits import SandboxLimits
+
+RELEASE_MODES = ("review", "auto")
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,18 @@ class OutputRule:
         Largest side of a 2-D array (or list of lists); 3-D and larger are refused.
     max_string_length : int
         Longest string (values and dict keys).
+    max_result_bytes : int
+        Size of the whole result as compact JSON, strings and dict keys included.
+    min_images : int
+        Fewest images a request may run on (DataSHIELD's ``nfilter.subset`` idea): an
+        aggregate over one or two images is nearly the images themselves.
     """
 
     max_numbers: int = 1024
     max_matrix_side: int = 32
     max_string_length: int = 200
+    max_result_bytes: int = 16384
+    min_images: int = 3
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,12 @@ class DatasiteConfig:
         Database URL; SQLite in ``state_dir`` when not given.
     output_rule : OutputRule
         Limits on what a result may hold.
+    release : str
+        ``review`` (default): a finished run on private data waits at the factory until
+        the admin releases it; ``auto``: a result that passes the output rule goes to
+        the researcher at once.
+    sandbox : SandboxLimits
+        Time, CPU, memory and process limits of every run of researcher code.
     """
 
     name: str
@@ -87,6 +103,8 @@ class DatasiteConfig:
     n_consumers: int = 1
     db_url: str | None = None
     output_rule: OutputRule = field(default_factory=OutputRule)
+    release: str = "review"
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
 
     @property
     def url(self) -> str:
@@ -103,6 +121,7 @@ class DatasiteConfig:
         return self.state_dir / name
 
 
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _KEYS = {
     "name",
@@ -116,6 +135,8 @@ _KEYS = {
     "n_consumers",
     "db_url",
     "output_rule",
+    "release",
+    "sandbox",
 }
 
 
@@ -179,6 +200,9 @@ def config_from_dict(raw: dict, path: Path | None = None) -> DatasiteConfig:
     n_consumers = _typed(raw, "n_consumers", int, 1, where)
     if n_consumers < 1:
         raise WorkbenchError(f"{where}: n_consumers must be at least 1 (jobs need a worker)")
+    release = _typed(raw, "release", str, "review", where)
+    if release not in RELEASE_MODES:
+        raise WorkbenchError(f"{where}: release must be one of {', '.join(RELEASE_MODES)}")
     base = path.parent if path else Path.cwd()
     state_dir = (base / _typed(raw, "state", str, f"state/{name}", where)).resolve()
     env_name = name.upper().replace("-", "_")
@@ -194,28 +218,34 @@ def config_from_dict(raw: dict, path: Path | None = None) -> DatasiteConfig:
         password_env=_typed(raw, "password_env", str, f"WORKBENCH_{env_name}_PASSWORD", where),
         n_consumers=n_consumers,
         db_url=raw.get("db_url"),
-        output_rule=_output_rule(raw.get("output_rule", {}), where),
+        output_rule=_limits_table(raw, "output_rule", OutputRule, where),
+        release=release,
+        sandbox=_limits_table(raw, "sandbox", SandboxLimits, where),
     )
 
 
-def _output_rule(raw: object, where: str) -> OutputRule:
-    if not isinstance(raw, dict):
-        raise WorkbenchError(f"{where}: [output_rule] must be a table")
-    unknown = sorted(set(raw) - set(OutputRule.__dataclass_fields__))
+def _limits_table(raw: dict, key: str, kind: type, where: str):
+    """Read the table `key` into the frozen dataclass `kind`; every value is positive."""
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        raise WorkbenchError(f"{where}: [{key}] must be a table")
+    unknown = sorted(set(table) - set(kind.__dataclass_fields__))
     if unknown:
-        raise WorkbenchError(f"{where}: unknown key {unknown[0]!r} in [output_rule]")
+        raise WorkbenchError(f"{where}: unknown key {unknown[0]!r} in [{key}]")
     values = {}
-    for key, default in OutputRule().__dict__.items():
-        value = _typed(raw, key, int, default, f"{where} [output_rule]")
-        if value < 1:
-            raise WorkbenchError(f"{where}: output_rule.{key} must be at least 1")
-        values[key] = value
-    return OutputRule(**values)
+    for name, default in kind().__dict__.items():
+        value = _typed(table, name, type(default), default, f"{where} [{key}]")
+        if value <= 0:
+            raise WorkbenchError(f"{where}: {key}.{name} must be positive, got {value}")
+        values[name] = value
+    return kind(**values)
 
 
 def _typed(raw: dict, key: str, kind: type, default: object, where: str):
     value = raw.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # `timeout_s = 20` means 20.0
     # bool is an int in Python; a port of `true` is still a mistake.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise WorkbenchError(f"{where}: {key!r} must be a {kind.__name__}, got {value!r}")
+        raise WorkbenchError(f"{where}: {key!r} must be {_KIND_NAMES[kind]}, got {value!r}")
     return value

@@ -109,7 +109,7 @@ def _round_trip(
         )
         admin = admin_login(config)
         add_researcher(admin, RESEARCHER, "Demo researcher", password, "University")
-        summary = upload_folder(admin, folder, DATASET, config.camera, progress=False)
+        summary = upload_folder(admin.client, folder, DATASET, config.camera, progress=False)
         say(
             f"{config.name}: uploaded {summary.images} {config.camera} images "
             f"({summary.megabytes:.0f} MB, {summary.assets} asset(s)) in {summary.seconds:.1f} s"
@@ -126,19 +126,26 @@ def _round_trip(
             if r.code.service_func_name == FUNCTION
         )
         found = review.findings(request)
-        trial = review.try_on_mock(request, rule=config.output_rule)
-        if trial.error or trial.violation:
-            raise WorkbenchError(
-                f"{config.name}: trial on mock failed: {trial.error or trial.violation}"
-            )
+        trial = review.try_on_mock(admins[config.name], request)
+        problem = trial.error or review.result_violation(admins[config.name], trial)
+        if problem:
+            raise WorkbenchError(f"{config.name}: trial on mock failed: {problem}")
         say(
-            f"{config.name} admin: {len(found)} finding(s), trial on mock "
+            f"{config.name} admin: {len(found)} finding(s), sandboxed trial on mock "
             f"{trial.result['mean_count']} crystals/image in {trial.seconds:.1f} s; approving"
         )
         review.approve(request)
 
     client.start_runs(researcher, FUNCTION)
-    say("runs started on the private images; waiting for the aggregates")
+    say("runs started in each factory's sandbox on the private images")
+    client.wait_for_results(researcher, FUNCTION, timeout=timeout)
+    for config in configs:
+        for result in review.held(admins[config.name]):
+            say(
+                f"{config.name} admin: result held for review ({result.size_bytes} bytes: "
+                f"{', '.join(sorted(result.value)[:4])}, ...); releasing it"
+            )
+            review.release(admins[config.name], result)
     table = client.wait_for_results(researcher, FUNCTION, timeout=timeout)
     rows = []
     for record in table.to_dict("records"):

@@ -58,8 +58,8 @@ def start_datasite(
     config : DatasiteConfig
         The factory; ``config.path`` must be its TOML file (the child reads it).
     hardening : bool
-        Install the security wraps (``_hardening.py``). Only tests that show a gap
-        turn them off.
+        Install the security patches (``_hardening.py``: the sandbox, the output rule,
+        the release review...). Only tests that show a gap turn them off.
     timeout : float
         Seconds to wait for the datasite to answer.
 
@@ -242,11 +242,11 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
 
     for name in secrets:  # keep them out of the server child's environment
         del os.environ[name]
-    from workbench.remote import _hardening, _syft_fixes
+    from workbench.remote import _hardening, _patches, _syft_fixes
 
-    _syft_fixes.apply()  # restart and speed fixes, not security measures: always on
+    _patches.install(_syft_fixes.patches())  # restart and speed fixes: always on
     if hardening:
-        _hardening.apply(config.output_rule, config.name)
+        _patches.install(_hardening.patches(config))
 
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,22 +1,28 @@
-"""Factory admin side: review code requests before anything runs on private images.
+"""Factory admin side: review code requests, and release results, of one factory.
 
-For each request the admin sees the code, its automatic findings
-(:func:`findings`), a trial run on the mock data (:func:`try_on_mock`), and decides:
-:func:`approve` (refused while there are findings, unless ``override=True``),
-:func:`deny` (a reason is required), or :func:`approve_with_result` (release a value
-the admin computed and inspected). An override is recorded on the request as tags
-(``workbench:override``, who, when); the datasite's output rule lets a result that
-breaks it through only for requests carrying that tag. The admin widgets call
-exactly these functions.
+For each request the admin sees the code, its automatic findings (:func:`findings`,
+advice only: the sandbox and the output rule are the guarantee), a trial run on the
+mock data in the sandbox (:func:`try_on_mock`), and decides: :func:`approve`
+(refused while there are findings, unless ``override=True``; the approval names the
+code's hash, and the datasite runs no other code for that request), :func:`deny`
+(a reason is required), or :func:`approve_with_result` (release a value the admin
+computed and inspected). An override is recorded on the request as tags
+(``workbench:override``, who, when).
+
+With ``release = "review"`` (the default) every finished run on private data waits
+at the factory: :func:`held` lists the values, :func:`release` hands one to the
+researcher, :func:`withhold` keeps it with a reason the researcher sees. The admin
+widgets call exactly these functions.
 
 Examples
 --------
->>> import syft as sy  # doctest: +SKIP
->>> admin = sy.login(url="http://127.0.0.1:8081", email=..., password=...)  # doctest: +SKIP
->>> request = list_requests(admin)[0]  # doctest: +SKIP
->>> findings(request), try_on_mock(request).result  # doctest: +SKIP
+>>> from workbench.remote.admin import admin_login
+>>> session = admin_login(config)  # doctest: +SKIP
+>>> request = list_requests(session)[0]  # doctest: +SKIP
+>>> findings(request), try_on_mock(session, request).result  # doctest: +SKIP
 ([], {'images': 2, 'mean_count': 31.5, ...})
 >>> approve(request)  # doctest: +SKIP
+>>> release(session, held(session)[0])  # after the researcher's run  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -27,25 +33,25 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.remote._syft_calls import quiet, reason, status_name
-from workbench.remote._trial import MockTrial, run_in_trial_process
+from workbench.remote import held as held_store
+from workbench.remote._syft_calls import code_inputs, quiet, reason, status_name
+from workbench.remote.admin import AdminSession
 from workbench.remote.code_findings import Finding, scan_code
-from workbench.remote.config import OutputRule
 from workbench.remote.output_rule import OVERRIDE_TAG, output_rule_violation
+from workbench.sandbox import SandboxOutcome, run_in_sandbox
 
 
-def list_requests(admin: Any, status: str | None = None) -> list:
+def list_requests(session: AdminSession, status: str | None = None) -> list:
     """The code requests on the admin's datasite, newest first.
 
     Parameters
     ----------
-    admin : syft DatasiteClient
-        Logged in as the factory admin.
+    session : AdminSession
     status : str, optional
         Keep only ``pending``, ``approved`` or ``rejected`` requests.
     """
     with quiet():
-        requests = list(admin.requests)
+        requests = list(session.client.requests)
     if status is not None:
         requests = [request for request in requests if status_name(request.status) == status]
     return sorted(requests, key=lambda request: str(request.request_time), reverse=True)
@@ -74,34 +80,44 @@ def findings(request: Any) -> list[Finding]:
     return scan_code(request.code.raw_code)
 
 
-def try_on_mock(
-    request: Any, *, rule: OutputRule | None = None, timeout: float = 300.0
-) -> MockTrial:
-    """Run the request's code on the mock data of its inputs, in a separate process.
+def try_on_mock(session: AdminSession, request: Any) -> SandboxOutcome:
+    """Run the request's code on the mock data of its inputs, in the factory's sandbox.
 
-    The code runs outside the admin's kernel (no syft session, no credentials in its
-    environment, a temporary working folder) and is stopped after `timeout` seconds.
-    This is not a sandbox: it runs as the admin's user; read the findings first.
+    The same sandbox and limits as a run on the datasite (no network, no files of the
+    factory, bounded time and memory), so a trial can do no more than the real run.
 
-    Parameters
-    ----------
-    request : syft Request
-    rule : OutputRule, optional
-        The factory's output rule (default limits when not given).
-    timeout : float
-        Seconds before the run is stopped.
+    Returns
+    -------
+    SandboxOutcome
+        ``result``, ``error``, ``limit``, ``stdout``, ``seconds``; see
+        :func:`result_violation` for what the output rule says of the result.
     """
-    rule = rule or OutputRule()
-    code = request.code
     api = request.get_api()
-    kwargs = {}
     with quiet():
-        for per_server in code.input_policy_init_kwargs.values():
-            for param, matcher in per_server.items():
-                kwargs[param] = _plain_mock(api.services.action.get_mock(matcher.val))
-    return run_in_trial_process(
-        code.raw_code, code.service_func_name, kwargs, rule=rule, timeout=timeout
+        kwargs = {
+            param: _plain_mock(api.services.action.get_mock(asset_id))
+            for param, asset_id in code_inputs(request.code).items()
+        }
+    return run_code(session, request, kwargs)
+
+
+def run_code(session: AdminSession, request: Any, kwargs: dict[str, Any]) -> SandboxOutcome:
+    """Run the request's code on `kwargs` in the factory's sandbox (trials and releases)."""
+    code = request.code
+    return run_in_sandbox(
+        code.raw_code,
+        code.service_func_name,
+        kwargs,
+        session.limits,
+        hidden=(session.config.state_dir,),
     )
+
+
+def result_violation(session: AdminSession, outcome: SandboxOutcome) -> str | None:
+    """What the factory's output rule says of a sandboxed run's result (None: it passes)."""
+    if not outcome.ok:
+        return None
+    return output_rule_violation(outcome.result, session.rule)
 
 
 def approve(request: Any, override: bool = False) -> None:
@@ -127,6 +143,7 @@ def approve(request: Any, override: bool = False) -> None:
             f"request {request.code.service_func_name} from {request.requesting_user_email} "
             f"has {len(found)} finding(s) ({listed}); approve with override=True to run it anyway"
         )
+    _add_tags(request, [held_store.approved_code_tag(request.code.code_hash)])
     if override:
         _record_override(request)
     if status_name(request.status) != "approved":  # an override may follow the approval
@@ -149,17 +166,16 @@ def deny(request: Any, reason: str) -> None:
 
 
 def approve_with_result(
-    request: Any, value: Any, *, rule: OutputRule | None = None, override: bool = False
+    session: AdminSession, request: Any, value: Any, *, override: bool = False
 ) -> None:
     """Approve the request by releasing `value`, a result the admin computed and inspected.
 
     Parameters
     ----------
+    session : AdminSession
     request : syft Request
     value : object
         What the researcher will get.
-    rule : OutputRule, optional
-        The factory's output rule (default limits when not given).
     override : bool
         Release `value` even if it breaks the rule (recorded on the request).
 
@@ -168,7 +184,7 @@ def approve_with_result(
     WorkbenchError
         If `value` breaks the output rule and `override` is False.
     """
-    broken = output_rule_violation(value, rule or OutputRule())
+    broken = output_rule_violation(value, session.rule)
     if broken and not override:
         raise WorkbenchError(
             f"result for {request.code.service_func_name} breaks the output rule: {broken}; "
@@ -184,14 +200,76 @@ def approve_with_result(
     )
 
 
+def held(session: AdminSession) -> list[held_store.HeldResult]:
+    """Results of runs on private data waiting for the admin's release, oldest first.
+
+    Each shows exactly what the researcher would get (``value``, ``size_bytes``), for
+    which function and researcher, and since when.
+    """
+    return held_store.held_results(session.config.state_dir)
+
+
+def release(session: AdminSession, result: held_store.HeldResult) -> None:
+    """Release a held result: the researcher's next run of the request receives it.
+
+    Raises
+    ------
+    WorkbenchError
+        If the result no longer passes the factory's output rule (the rule was
+        tightened since), or the request is gone.
+    """
+    broken = output_rule_violation(result.value, session.rule)
+    request = _request_for_code(session, result.code_id)
+    if broken and OVERRIDE_TAG not in request.tags:
+        raise WorkbenchError(f"result of {result.function} breaks the output rule: {broken}")
+    _add_tags(request, [held_store.release_tag(result)])
+
+
+def withhold(session: AdminSession, result: held_store.HeldResult, reason: str) -> None:
+    """Keep a held result at the factory; the researcher sees `reason`.
+
+    Raises
+    ------
+    WorkbenchError
+        If `reason` is empty.
+    """
+    if not reason or not reason.strip():
+        raise WorkbenchError(
+            f"withholding {result.function}: a reason for the researcher is required"
+        )
+    request = _request_for_code(session, result.code_id)
+    _add_tags(request, held_store.withheld_tags(result, " ".join(reason.split())))
+
+
+def _request_for_code(session: AdminSession, code_id: str) -> Any:
+    for request in list_requests(session):
+        if str(request.code_id) == code_id:
+            return request
+    raise WorkbenchError(f"no code request on {session.name} for code {code_id}")
+
+
 def _record_override(request: Any) -> None:
     api = request.get_api()
     with quiet():
         admin_email = api.services.user.get_current_user().email
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    tags = [tag for tag in request.tags if not tag.startswith(OVERRIDE_TAG)]
-    tags += [OVERRIDE_TAG, f"{OVERRIDE_TAG}-by:{admin_email}", f"{OVERRIDE_TAG}-at:{stamp}"]
-    _call(api.services.request.set_tags, "recording the override", request, tags)
+    _add_tags(
+        request,
+        [OVERRIDE_TAG, f"{OVERRIDE_TAG}-by:{admin_email}", f"{OVERRIDE_TAG}-at:{stamp}"],
+        replace_prefix=OVERRIDE_TAG,
+    )
+
+
+def _add_tags(request: Any, new: list[str], replace_prefix: str | None = None) -> None:
+    """Add `new` to the request's tags (only the admin can set them)."""
+    api = request.get_api()
+    with quiet():
+        current = list(api.services.request.get_by_uid(request.id).tags)
+    if replace_prefix:
+        current = [tag for tag in current if not tag.startswith(replace_prefix)]
+    tags = current + [tag for tag in new if tag not in current]
+    _call(api.services.request.set_tags, "tagging the request", request, tags)
+    request.tags = tags
 
 
 def _call(method: Any, what: str, *args: Any, **kwargs: Any) -> Any:
