@@ -15,7 +15,7 @@ Examples
 >>> store_result(db, batch, 0, {"count": 3, "particles": 2, "agglomerates": 1,
 ...     "artifacts_removed": 0, "agglomeration_pct": 66.7, "quality": "ok",
 ...     "uncertainty": 1.6, "method": "classical", "seconds": 0.3,
-...     "diameters_um": [40.0, 41.0, 42.0]})
+...     "csd_um": {"d10": 40.2, "d50": 41.0, "d90": 41.8}, "diameters_um": [40.0, 41.0, 42.0]})
 >>> summary = summarize(db, batch, BatchSpec())
 >>> summary.status, summary.total_count, summary.csd_um["d50"], summary.passed
 ('done', 3, 41.0, False)
@@ -121,7 +121,7 @@ def mark_image(database: Path, batch: int, index: int, status: str, message: str
 
 def store_result(database: Path, batch: int, index: int, result: dict) -> None:
     """Store what counting one image found (see :func:`workbench.floor.runner.count_image`)."""
-    csd = csd_percentiles(np.asarray(result["diameters_um"], dtype=float))
+    csd = result["csd_um"]
     with connect(database) as db:
         db.execute(
             "UPDATE images SET status = 'done', message = '', count = ?, particles = ?, "

@@ -18,12 +18,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -154,6 +157,33 @@ def serve(config: FloorConfig) -> None:
 
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=10)
+
+
+@contextlib.contextmanager
+def floor_in_thread(config: FloorConfig, runner=None) -> Iterator[str]:
+    """Serve the floor from a thread of this process while the block runs; yield its address.
+
+    For tests and benchmarks: the same app and counting pool as :func:`serve`.
+    """
+    import uvicorn
+
+    from workbench.floor.app import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(config, runner), host=config.host,
+                                           port=config.port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name=f"floor-{config.factory}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise WorkbenchError(f"floor {config.factory} did not start on port {config.port}")
+        time.sleep(0.05)
+    try:
+        yield config.url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
 if __name__ == "__main__":

@@ -41,14 +41,14 @@ def status_name(status: Any) -> str:
     return str(getattr(status, "name", status)).lower()
 
 
-def code_inputs(code: Any) -> dict[str, str]:
-    """A submitted function's inputs: ``{parameter: asset action id}`` on its datasite.
+def code_inputs(code: Any) -> dict[str, Any]:
+    """A submitted function's inputs: ``{parameter: asset action id (a syft UID)}``.
 
     ``MixedInputPolicy`` keeps each input as a matcher with the asset's id in ``val``;
     older policies keep the id itself.
     """
     return {
-        param: str(getattr(matcher, "val", matcher))
+        param: getattr(matcher, "val", matcher)
         for per_server in code.input_policy_init_kwargs.values()
         for param, matcher in per_server.items()
     }

@@ -112,7 +112,7 @@ def request_datasets(admin: Any, request: Any) -> list[str]:  # admin: syft clie
     >>> request_datasets(admin, request)  # doctest: +SKIP
     ['line-1']
     """
-    wanted = set(code_inputs(request.code).values())
+    wanted = {str(asset_id) for asset_id in code_inputs(request.code).values()}
     with quiet():
         datasets = admin.datasets.get_all()
     return sorted(

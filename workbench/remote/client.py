@@ -349,7 +349,7 @@ def _code_inputs(client: Any, code: Any) -> dict:
         for dataset in client.datasets.get_all()
         for asset in dataset.asset_list
     }
-    return {param: assets[asset_id] for param, asset_id in code_inputs(code).items()}
+    return {param: assets[str(asset_id)] for param, asset_id in code_inputs(code).items()}
 
 
 def _release_state(request: Any, job: Any) -> str:

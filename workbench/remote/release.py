@@ -58,10 +58,10 @@ def run_on_private(session: AdminSession, request: Any) -> SandboxOutcome:
         }
         kwargs = {}
         for param, asset_id in code_inputs(request.code).items():
-            if asset_id not in assets:
+            if str(asset_id) not in assets:
                 raise WorkbenchError(
                     f"request {request.code.service_func_name}: input {param} is not an asset "
                     f"of {session.name}"
                 )
-            kwargs[param] = assets[asset_id].data
+            kwargs[param] = assets[str(asset_id)].data
     return run_code(session, request, kwargs)

@@ -451,26 +451,26 @@ class Publication:
     request: Any = field(repr=False, compare=False)
 
 
-def inbox(admin: Any) -> list[Publication]:
-    """Tool publications on the admin's datasite, newest first."""
+def inbox(session: Any) -> list[Publication]:
+    """Tool publications on the admin's datasite, newest first.
+
+    Parameters
+    ----------
+    session : AdminSession
+        From :func:`workbench.remote.admin.admin_login`.
+    """
     from workbench.remote._syft_calls import quiet, status_name
 
     with quiet():
-        requests = list(admin.requests)
+        requests = list(session.client.requests)
     found = []
     for request in requests:
         code = request.code
         if not code.service_func_name.startswith(REQUEST_PREFIX):
             continue
-        found.append(
-            Publication(
-                manifest_from_source(code.raw_code),
-                request.requesting_user_email,
-                status_name(request.status),
-                str(request.request_time),
-                request,
-            )
-        )
+        found.append(Publication(manifest_from_source(code.raw_code),
+                                 request.requesting_user_email, status_name(request.status),
+                                 str(request.request_time), request))
     return sorted(found, key=lambda publication: publication.submitted, reverse=True)
 
 
@@ -499,48 +499,45 @@ def adopt(config: Any, name: str, version: str) -> dict[str, Any]:
     """Adopt a published tool at the factory of `config` (a DatasiteConfig), as its admin.
 
     Checks that the factory's installed files are the published ones, approves the
-    publication request and records who adopted which hash, when.
+    publication request (the researcher sees it approved) and records who adopted
+    which hash, when.
 
     Returns
     -------
     dict
         The decision record (see :func:`record_decision`).
     """
-    from workbench.remote._syft_calls import quiet, reason
-
-    admin, publication = _find_publication(config, name, version)
+    publication = _find_publication(config, name, version)
     verify_tool(publication.manifest)
-    try:
-        with quiet():
-            if publication.status != "approved":
-                publication.request.approve(disable_warnings=True)
-            email = admin.api.services.user.get_current_user().email
-    except Exception as error:  # syft raises its own types
-        raise WorkbenchError(f"adopting {name} {version}: {reason(error)}") from None
-    return record_decision(config.state_dir, publication.manifest, email)
+    if publication.status != "approved":
+        _decide(publication, f"adopting {name} {version}", "approve", disable_warnings=True)
+    return record_decision(config.state_dir, publication.manifest, config.admin_email)
 
 
 def decline(config: Any, name: str, version: str, why: str) -> dict[str, Any]:
     """Decline a published tool with a reason the researcher sees; record it."""
-    from workbench.remote._syft_calls import quiet, reason
-
     if not why.strip():
         raise WorkbenchError(f"declining {name} {version}: a reason for the researcher is required")
-    admin, publication = _find_publication(config, name, version)
+    publication = _find_publication(config, name, version)
+    _decide(publication, f"declining {name} {version}", "deny", reason=why.strip())
+    return record_decision(config.state_dir, publication.manifest, config.admin_email,
+                           "declined", why.strip())
+
+
+def _decide(publication: Publication, what: str, method: str, **kwargs: Any) -> None:
+    from workbench.remote._syft_calls import quiet, reason
+
     try:
         with quiet():
-            publication.request.deny(reason=why.strip())
-            email = admin.api.services.user.get_current_user().email
+            getattr(publication.request, method)(**kwargs)
     except Exception as error:  # syft raises its own types
-        raise WorkbenchError(f"declining {name} {version}: {reason(error)}") from None
-    return record_decision(config.state_dir, publication.manifest, email, "declined", why.strip())
+        raise WorkbenchError(f"{what}: {reason(error)}") from None
 
 
-def _find_publication(config: Any, name: str, version: str) -> tuple[Any, Publication]:
+def _find_publication(config: Any, name: str, version: str) -> Publication:
     from workbench.remote.admin import admin_login
 
-    admin = admin_login(config)
-    for publication in inbox(admin):
+    for publication in inbox(admin_login(config)):
         if (publication.manifest.name, publication.manifest.version) == (name, version):
-            return admin, publication
+            return publication
     raise WorkbenchError(f"{config.name}: no publication of tool {name} {version} in the inbox")
