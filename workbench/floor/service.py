@@ -26,9 +26,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
