@@ -79,6 +79,9 @@ def _seed_history(config) -> None:
             "method": "classical", "seconds": 0.5, "diameters_um": diameters.tolist(),
             "csd_um": {"d10": 0.0, "d50": float(np.median(diameters)), "d90": 0.0},
         })
+        with history.connect(config.database) as db:  # one batch a day, oldest first
+            db.execute("UPDATE batches SET created = ? WHERE id = ?",
+                       (time.time() - 86400 * (12 - week), batch))
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +192,9 @@ def test_upload_three_frames_counts_match_workbench_count(floors, browser, frame
     browser.execute_script("const s = document.getElementById('zoom'); s.value = 200;"
                            "s.dispatchEvent(new Event('input'));")
     assert browser.execute_script("return arguments[0].width", image) == 2560
+    browser.execute_script("const s = document.getElementById('zoom'); s.value = 100;"
+                           "s.dispatchEvent(new Event('input'));")
+    shot(browser, "overlay", height=1150)
 
 
 def test_batch_in_history_chart_and_csv_match(floors, browser, frames):
