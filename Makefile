@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lab bench lint clean
+.PHONY: install browser demo test lab bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/workbench demo
 
-test: install
+# Debian's headless Chromium and its driver, for the floor page's browser tests
+# (tests/test_floor_browser.py). Skipped when both are already on PATH.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update && apt-get install -y chromium chromium-driver; }
+
+test: install browser
 	$(PY) -m pytest -q
 
 bench: install
