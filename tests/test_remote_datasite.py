@@ -1,8 +1,9 @@
 """Real factory datasites on loopback (no mocking of syft): the researcher round trip,
-review decisions, researcher isolation, restart, and the three hardening wraps.
+review decisions, the release review, researcher isolation, restart, and the hardening.
 
-One hardened datasite is shared by the module; a second, unhardened one runs beside it
-in the last test to show that each gap is real without its wrap.
+One hardened datasite (``release = "review"``: the admin releases every result) is
+shared by the module; a second, unhardened one runs beside it in the last test to show
+that each gap is real without its patch. ``tests/security/`` attacks the sandbox.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def sneaky(images):
 
 
 def raw_images(images):
-    return images["images"]
+    return images["images"][0][:40, :40].tolist()  # 40 x 40 raw pixels
 
 
 def nonce_mean(images, datasite):
@@ -102,7 +103,7 @@ def populate(config):
         for email in ("r1@uni.example", "r2@uni.example")
     }
     batch = image_batch(PRIVATE, ["a.png", "b.png", "c.png"], "legacy", 2.0)
-    upload_batches(admin, DATASET, [batch], mock_shape=(64, 80), progress=False)
+    upload_batches(admin.client, DATASET, [batch], mock_shape=(64, 80), progress=False)
     return admin, passwords
 
 
@@ -121,7 +122,7 @@ def request_for(admin, function_name):
 
 
 def round_trip(site_or_sites, function, *, override=False):
-    """Submit, approve on every datasite, run, wait; return the results table."""
+    """Submit, approve on every datasite, run, release what is held, wait; return the table."""
     sites = site_or_sites if isinstance(site_or_sites, list) else [site_or_sites]
     clients = {}
     for one in sites:
@@ -129,8 +130,26 @@ def round_trip(site_or_sites, function, *, override=False):
     client.submit(clients, function, DATASET)
     for one in sites:
         review.approve(request_for(one["admin"], function.__name__), override=override)
-    client.start_runs(clients, function.__name__)
-    return client.wait_for_results(clients, function.__name__, timeout=TIMEOUT)
+    return run_and_release(sites, clients, function.__name__)
+
+
+def run_and_release(sites, clients, function_name):
+    client.start_runs(clients, function_name)
+    table = client.wait_for_results(clients, function_name, timeout=TIMEOUT)
+    if release_all(sites, function_name):
+        table = client.wait_for_results(clients, function_name, timeout=TIMEOUT)
+    return table
+
+
+def release_all(sites, function_name) -> int:
+    """Play the admins: release every held result of `function_name`; return how many."""
+    released = 0
+    for one in sites:
+        for result in review.held(one["admin"]):
+            if result.function == function_name:
+                review.release(one["admin"], result)
+                released += 1
+    return released
 
 
 def rerun(researcher, function_name):
@@ -202,19 +221,57 @@ def test_denied_request_never_yields_a_result(site):
 def test_raw_images_refused_by_output_rule_then_released_with_recorded_override(site):
     researcher, admin = site["r1"], site["admin"]
     refused = round_trip(site, raw_images).iloc[0]
-    assert "output rule" in refused["error"] and "larger than 32 x 32" in refused["error"]
+    # The researcher learns which rule, not the numbers the function chose.
+    assert "output rule max_matrix_side" in refused["error"] and "40" not in refused["error"]
     assert "result" not in refused.index or not isinstance(refused.get("result"), list)
+    assert review.held(admin) == []  # a refused result is not even held
 
     trial_request = request_for(admin, "raw_images")
-    trial = review.try_on_mock(trial_request)
-    assert trial.error is None and "larger than 32 x 32" in trial.violation
+    trial = review.try_on_mock(admin, trial_request)
+    assert trial.ok and "larger than 32 x 32" in review.result_violation(admin, trial)
 
     review.approve(trial_request, override=True)
     tags = request_for(admin, "raw_images").tags
     assert OVERRIDE_TAG in tags and any(tag.startswith(f"{OVERRIDE_TAG}-by:") for tag in tags)
-    client.start_runs(researcher, "raw_images")
-    released = client.wait_for_results(researcher, "raw_images", timeout=TIMEOUT).iloc[0]
-    assert [frame.shape for frame in released["result"]] == [(640, 800)] * 3
+    released = run_and_release([site], researcher, "raw_images").iloc[0]
+    assert np.array_equal(released["result"], PRIVATE[0][:40, :40])
+
+
+def test_release_review_holds_results_until_the_admin_decides(site):
+    researcher, admin = site["r1"], site["admin"]
+    client.submit(researcher, held_mean, DATASET)
+    review.approve(request_for(admin, "held_mean"))
+    client.start_runs(researcher, "held_mean")
+    first = client.wait_for_results(researcher, "held_mean", timeout=TIMEOUT).iloc[0]
+    assert "held for release review" in first["error"] and "mean" not in first.index
+    assert client.status_table(researcher, "held_mean").iloc[0]["release"] == "held"
+    waiting = [h for h in review.held(admin) if h.function == "held_mean"]
+    assert [h.value["mean"] for h in waiting] == [pytest.approx(PRIVATE_MEAN)]
+    assert client.start_runs(researcher, "held_mean") == {}  # no second run while held
+    with pytest.raises(WorkbenchError, match="reason"):
+        review.withhold(admin, waiting[0], " ")
+    review.withhold(admin, waiting[0], "too close to one batch's value")
+    status = client.status_table(researcher, "held_mean").iloc[0]
+    assert status["release"] == "withheld" and "one batch" in status["reason"]
+    assert "mean" not in client.wait_for_results(researcher, "held_mean", timeout=TIMEOUT)
+
+    client.submit(researcher, released_mean, DATASET)
+    review.approve(request_for(admin, "released_mean"))
+    table = run_and_release([site], researcher, "released_mean")
+    assert table.iloc[0]["mean"] == pytest.approx(PRIVATE_MEAN)
+    assert not [h for h in review.held(admin) if h.function == "released_mean"]  # delivered
+
+
+def held_mean(images):
+    import numpy as np
+
+    return {"mean": float(np.mean([np.mean(frame) for frame in images["images"]]))}
+
+
+def released_mean(images):
+    import numpy as np
+
+    return {"mean": float(np.mean([np.mean(frame) for frame in images["images"]]))}
 
 
 def test_print_output_withheld_and_single_run_enforced(site):
@@ -222,10 +279,14 @@ def test_print_output_withheld_and_single_run_enforced(site):
     first = round_trip(site, nonce_mean).iloc[0]
     assert first["images"] == 3 and first["mean"] == pytest.approx(PRIVATE_MEAN)
     datasite_client = next(iter(researcher.values()))
-    job = client._latest_job(datasite_client, client._latest_code(datasite_client, "nonce_mean"))
+    code = client._latest_code(datasite_client, "nonce_mean")
     with quiet():
-        seen_by_researcher = job.logs(_print=False)
-        seen_by_admin = admin.api.services.log.get_stdout(job.log_id)
+        jobs = datasite_client.api.services.job.get_by_user_code_id(code.id)
+        seen_by_researcher = " ".join(job.logs(_print=False) for job in jobs)
+        seen_by_admin = " ".join(
+            admin.client.api.services.log.get_stdout(job.log_id) for job in jobs
+        )
+    assert len(jobs) == 2  # the run whose result was held, and the one that delivered it
     assert "SECRET-PIXEL" not in seen_by_researcher and "withheld" in seen_by_researcher
     assert f"SECRET-PIXEL {PRIVATE[0][0, 0]}" in seen_by_admin
     second = rerun(researcher, "nonce_mean")
@@ -254,8 +315,8 @@ def test_approve_with_result_releases_the_inspected_value(site):
     client.submit(researcher, deposited_mean_v2, DATASET)
     request = request_for(admin, "deposited_mean_v2")
     with pytest.raises(WorkbenchError, match="output rule"):
-        review.approve_with_result(request, PRIVATE)
-    review.approve_with_result(request, {"mean": 12.5})
+        review.approve_with_result(admin, request, PRIVATE)
+    review.approve_with_result(admin, request, {"mean": 12.5})
     assert client.collect(researcher, "deposited_mean_v2").iloc[0]["mean"] == 12.5
 
 
@@ -268,8 +329,8 @@ def deposited_mean_v2(images):
 def datasite_snapshot(admin, researcher) -> dict:
     """What a restart must keep: datasets, users, requests with approvals, a result."""
     return {
-        "datasets": [d.name for d in admin.datasets.get_all()],
-        "users": sorted(u.email for u in admin.users.get_all()),
+        "datasets": [d.name for d in admin.client.datasets.get_all()],
+        "users": sorted(u.email for u in admin.client.users.get_all()),
         "requests": sorted(
             (r.code.service_func_name, str(r.status), tuple(r.tags))
             for r in review.list_requests(admin)
@@ -353,7 +414,7 @@ def test_two_datasites_at_once_and_each_gap_without_hardening(site, tmp_path):
         again = rerun(other["r1"], "nonce_mean_both")  # gap 1: it runs a second time
         assert again["nonce"] != results.loc["factory-u", "nonce"]
         released = round_trip(other, raw_images).iloc[0]  # gap 3: pixels leave
-        assert [frame.shape for frame in released["result"]] == [(640, 800)] * 3
+        assert np.array_equal(released["result"], PRIVATE[0][:40, :40])
         assert "0.0.0.0" in listening_addresses(plain)  # gap 4: job queue on all interfaces
 
 

@@ -11,7 +11,7 @@ Examples
 >>> from workbench.remote.admin import admin_login
 >>> from workbench.remote.config import load_config
 >>> config = load_config("datasites/factory-a.toml")  # doctest: +SKIP
->>> inbox = ReviewInbox(admin_login(config), rule=config.output_rule)  # doctest: +SKIP
+>>> inbox = ReviewInbox(admin_login(config))  # doctest: +SKIP
 >>> inbox  # doctest: +SKIP
 """
 
@@ -27,7 +27,9 @@ from widgets._html import code_html, notice_html, value_html
 from widgets._quiet import run_quietly
 from workbench.errors import WorkbenchError
 from workbench.remote import browse, release, review
-from workbench.remote.config import OutputRule
+from workbench.remote.admin import AdminSession
+from workbench.remote.held import HeldResult
+from workbench.sandbox import SandboxOutcome
 
 STATUSES = ("all", "pending", "approved", "rejected")
 _STATUS_MARK = {"pending": "●", "approved": "✔", "rejected": "✘"}
@@ -38,12 +40,9 @@ class ReviewInbox:
 
     Parameters
     ----------
-    admin : syft DatasiteClient
-        Logged in as the factory admin.
-    rule : OutputRule, optional
-        The factory's output rule (``config.output_rule``); default limits otherwise.
-    timeout : float
-        Seconds a trial or private run may take.
+    session : AdminSession
+        The factory admin's session: its output rule and sandbox limits are the ones
+        the datasite enforces.
 
     Attributes
     ----------
@@ -63,16 +62,25 @@ class ReviewInbox:
     refresh_button, try_button, approve_button, deny_button, compute_button,
     release_button : Button
         The actions. ``deny_button`` stays disabled while `reason` is empty.
+    held_list : Select
+        Results of runs on private data waiting for release (``release = "review"``);
+        its value is the held result's token.
+    held_view : HTML
+        Exactly what the selected held result holds, and what the output rule says.
+    withhold_reason : Textarea
+        Required to withhold; shown to the researcher.
+    release_held_button, withhold_button : Button
+        Release the selected held result, or withhold it with the reason.
     widget : VBox
         The whole inbox (what a notebook displays).
     """
 
-    def __init__(self, admin: Any, rule: OutputRule | None = None, timeout: float = 300.0):
-        self.admin = admin
-        self.rule = rule or OutputRule()
-        self.timeout = timeout
+    def __init__(self, session: AdminSession):
+        self.session = session
+        self.admin = session.client
         self.requests: dict[str, Any] = {}
-        self.private_outcome: review.MockTrial | None = None
+        self.held: dict[str, HeldResult] = {}
+        self.private_outcome: SandboxOutcome | None = None
 
         self.status_filter = w.ToggleButtons(options=STATUSES, value="all")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
@@ -104,6 +112,18 @@ class ReviewInbox:
             description="Release this result", button_style="warning", icon="send",
             disabled=True, layout=w.Layout(width="auto"),
         )  # fmt: skip
+        self.held_list = w.Select(options=[], rows=4, layout=w.Layout(width="98%"))
+        self.held_view = w.HTML()
+        self.withhold_reason = w.Textarea(
+            placeholder="Reason for the researcher (required to withhold)",
+            layout=w.Layout(width="95%", height="50px"),
+        )
+        self.release_held_button = w.Button(
+            description="Release", button_style="success", icon="send", disabled=True
+        )
+        self.withhold_button = w.Button(
+            description="Withhold", button_style="danger", icon="ban", disabled=True
+        )
         self.message = w.HTML()
         self.widget = self._layout()
 
@@ -117,6 +137,10 @@ class ReviewInbox:
         self.deny_button.on_click(lambda _: self.deny())
         self.compute_button.on_click(lambda _: self.compute_on_private())
         self.release_button.on_click(lambda _: self.release())
+        self.held_list.observe(lambda _: self._show_held(), names="value")
+        self.withhold_reason.observe(lambda _: self._show_held(), names="value")
+        self.release_held_button.on_click(lambda _: self.release_held())
+        self.withhold_button.on_click(lambda _: self.withhold_held())
         self.refresh()
 
     # -- what is selected ------------------------------------------------------------
@@ -160,17 +184,34 @@ class ReviewInbox:
         elif listed:
             self.requests_list.value = str(listed[0].id)
         self._show_selected()
+        self.held = {h.token: h for h in review.held(self.session)}
+        self.held_list.options = [
+            (f"{h.function} · {h.researcher} · {h.held_at[:16]} · {h.size_bytes} bytes", h.token)
+            for h in self.held.values()
+        ]
+        self._show_held()
 
-    def try_on_mock(self) -> review.MockTrial | None:
+    def release_held(self) -> None:
+        """Release the selected held result to its researcher."""
+        result = self.held.get(self.held_list.value)
+        if result is not None:
+            self._decide(lambda: review.release(self.session, result), "result released")
+
+    def withhold_held(self) -> None:
+        """Withhold the selected held result with the text of `withhold_reason`."""
+        result = self.held.get(self.held_list.value)
+        if result is not None:
+            reason = self.withhold_reason.value
+            self._decide(lambda: review.withhold(self.session, result, reason), "withheld")
+
+    def try_on_mock(self) -> SandboxOutcome | None:
         """Run the selected request's code on the mock data and show what it returns."""
         request = self.selected
         if request is None:
             return None
         self.trial_view.value = notice_html("running on the mock data...")
-        trial = self._call(
-            lambda: review.try_on_mock(request, rule=self.rule, timeout=self.timeout)
-        )
-        self.trial_view.value = _outcome_html("Trial on mock data", trial) if trial else ""
+        trial = self._call(lambda: review.try_on_mock(self.session, request))
+        self.trial_view.value = self._outcome_html("Trial on mock data", trial) if trial else ""
         return trial
 
     def approve(self) -> None:
@@ -191,20 +232,16 @@ class ReviewInbox:
             return
         self._decide(lambda: review.deny(request, self.reason.value), "denied")
 
-    def compute_on_private(self) -> review.MockTrial | None:
+    def compute_on_private(self) -> SandboxOutcome | None:
         """Run the selected request's code on the private data; show the result to release."""
         request = self.selected
         if request is None:
             return None
         self.private_view.value = notice_html("running on the private data...")
-        outcome = self._call(
-            lambda: release.run_on_private(
-                self.admin, request, rule=self.rule, timeout=self.timeout
-            )
-        )
-        self.private_outcome = outcome if outcome is not None and outcome.error is None else None
+        outcome = self._call(lambda: release.run_on_private(self.session, request))
+        self.private_outcome = outcome if outcome is not None and outcome.ok else None
         heading = "Result on private data (not released yet)"
-        self.private_view.value = _outcome_html(heading, outcome) if outcome else ""
+        self.private_view.value = self._outcome_html(heading, outcome) if outcome else ""
         self._update_buttons()
         return outcome
 
@@ -216,12 +253,33 @@ class ReviewInbox:
             return
         self._decide(
             lambda: review.approve_with_result(
-                request, outcome.result, rule=self.rule, override=self.override.value
+                self.session, request, outcome.result, override=self.override.value
             ),
             "result released",
         )
 
     # -- display ---------------------------------------------------------------------
+    def _outcome_html(self, heading: str, outcome: SandboxOutcome) -> str:
+        return _outcome_html(heading, outcome, review.result_violation(self.session, outcome))
+
+    def _show_held(self) -> None:
+        result = self.held.get(self.held_list.value)
+        self.release_held_button.disabled = result is None
+        self.withhold_button.disabled = result is None or not self.withhold_reason.value.strip()
+        if result is None:
+            self.held_view.value = notice_html("No results waiting for release.")
+            return
+        violation = review.output_rule_violation(result.value, self.session.rule)
+        self.held_view.value = "<br>".join(
+            [
+                f"<b>{html.escape(result.function)}</b> for {html.escape(result.researcher)}, "
+                f"held {html.escape(result.held_at)}: exactly what would be released "
+                f"({result.size_bytes} bytes)",
+                value_html(result.value),
+                _verdict_html(violation),
+            ]
+        )
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         return self.widget._repr_mimebundle_(**kwargs)
 
@@ -252,8 +310,23 @@ class ReviewInbox:
             layout=w.Layout(flex="1 1 0", min_width="0", margin="0 0 0 12px", overflow="hidden"),
         )
         top = w.HBox([self.status_filter, self.refresh_button, self.counts])
+        held = w.VBox(
+            [
+                w.HTML("<h3>Results held for release</h3>"),
+                self.held_list,
+                self.held_view,
+                self.withhold_reason,
+                w.HBox([self.release_held_button, self.withhold_button]),
+            ]
+        )
         return w.VBox(
-            [w.HTML("<h3>Code requests</h3>"), top, self.requests_list, w.HBox([left, right])]
+            [
+                w.HTML("<h3>Code requests</h3>"),
+                top,
+                self.requests_list,
+                w.HBox([left, right]),
+                held,
+            ]
         )
 
     def _label(self, request: Any) -> str:
@@ -289,7 +362,8 @@ class ReviewInbox:
         self.deny_button.disabled = not pending or not self.reason.value.strip()
         self.compute_button.disabled = not pending
         releasable = self.private_outcome is not None and (
-            self.private_outcome.violation is None or self.override.value
+            review.result_violation(self.session, self.private_outcome) is None
+            or self.override.value
         )
         self.release_button.disabled = not (pending and releasable)
 
@@ -349,17 +423,21 @@ def _findings_html(found: list) -> str:
     return f"<ul style='color:#cf222e'>{items}</ul>"
 
 
-def _outcome_html(heading: str, outcome: review.MockTrial) -> str:
-    parts = [f"<b>{html.escape(heading)}</b> ({outcome.seconds:.2f} s)"]
+def _verdict_html(violation: str | None) -> str:
+    if violation:
+        return notice_html(f"Breaks the output rule: {violation}", "error")
+    return notice_html("Passes the output rule.", "ok")
+
+
+def _outcome_html(heading: str, outcome: SandboxOutcome, violation: str | None) -> str:
+    parts = [f"<b>{html.escape(heading)}</b> ({outcome.seconds:.2f} s, in the sandbox)"]
     if outcome.error:
-        parts.append(notice_html("The run failed:", "error"))
+        limit = f" (the {outcome.limit} limit)" if outcome.limit else ""
+        parts.append(notice_html(f"The run failed{limit}:", "error"))
         parts.append(f"<pre>{html.escape(outcome.error)}</pre>")
     else:
         parts.append(value_html(outcome.result))
-        if outcome.violation:
-            parts.append(notice_html(f"Breaks the output rule: {outcome.violation}", "error"))
-        else:
-            parts.append(notice_html("Passes the output rule.", "ok"))
+        parts.append(_verdict_html(violation))
     if outcome.stdout:
         printed = html.escape(outcome.stdout)
         parts.append(f"<details><summary>printed</summary><pre>{printed}</pre></details>")

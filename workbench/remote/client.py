@@ -245,12 +245,14 @@ def wait_for_results(
     timeout: float = 600.0,
     poll_seconds: float = 0.1,
     clock: Callable[[], float] = time.monotonic,
+    release_wait: float = 0.0,
 ) -> pd.DataFrame:
     """Wait until every started run of `function_name` has finished, then :func:`collect`.
 
     A run whose result is held for the factory admin's review counts as finished
-    (its row says so); if the admin has released it meanwhile, the run that fetches
-    the released value is started and waited for. Call this again after a release.
+    after `release_wait` seconds (its row says so); if the admin releases it within
+    that time, the run that fetches the released value is started and waited for.
+    Call this again after a later release.
 
     Polls every `poll_seconds` at first, then every 3 % of the time waited so far (at
     most every 2 s): a finished run is noticed late by at most 3 % of its duration,
@@ -265,18 +267,21 @@ def wait_for_results(
     deadline = started + timeout
     codes = {factory: _latest_code(client, function_name) for factory, client in clients.items()}
     while True:
-        running = []
+        running, held_back = [], []
         for factory, client in clients.items():
             code = codes[factory]
             job = _latest_job(client, code) if code is not None else None
             if job is None:
                 continue
+            state = _release_state(_request_for(client, code), job) if job.resolved else ""
             if not job.resolved:
                 running.append(factory)
-            elif _release_state(_request_for(client, code), job) == "released":
+            elif state == "released":
                 _start_run(factory, client, code)  # fetch the value the admin released
                 running.append(factory)
-        if not running:
+            elif state == "held":
+                held_back.append(factory)
+        if not running and not (held_back and clock() < started + release_wait):
             return collect(clients, function_name)
         if clock() > deadline:
             raise WorkbenchError(

@@ -8,7 +8,8 @@ with the analyst's (researcher) account and looks for the QC request of this
   :func:`workbench.reports.qc_summary.qc_summary`, named after the batch) and stops
   with a message: the factory admin reviews it in the inbox first;
 - pending or denied: it stops with a message saying so (and the admin's reason);
-- approved: it starts the run if needed, waits, and returns the aggregate.
+- approved: it starts the run if needed and waits; with the factory's release review the
+  first report stops until the admin releases the result, the next one returns it.
 
 So the first report of a new batch asks for approval, and every later run of the
 same report reads the released aggregate again. Every stop is one
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.remote.held import HELD_MESSAGE
 
 MAX_CSD_BINS = 100  # a finer histogram is no longer a short aggregate
 
@@ -206,6 +208,11 @@ def qc_result(
         if not status["job"]:
             client.start_runs(clients, name)
         row = client.wait_for_results(clients, name, timeout=timeout).iloc[0].dropna().to_dict()
+    if HELD_MESSAGE in str(row.get("error", "")):
+        raise WorkbenchError(
+            f"{what} ran; its result waits for the factory admin's release (review inbox): "
+            "run the report again once it is released"
+        )
     if "error" in row:
         raise WorkbenchError(f"{what} has no result: {row['error']}")
     if row.get("images", 0) == 0:
