@@ -179,3 +179,26 @@ def test_demo_floor_needs_an_adopted_tool(tmp_path):
     with pytest.raises(WorkbenchError, match="adopted no tool"):
         start_demo_floor(tmp_path, "factory-q")
 
+
+
+def test_crystal_trend_report_reads_the_floor_history(floor, tmp_path):
+    from workbench.reports import run_report
+
+    for week, mean in enumerate([100, 101, 99, 100, 102, 98, 100, 101, 99, 100, 170, 100]):
+        batch = history.create_batch(floor.database, f"W-{week}", "olga",
+                                     ("classical-pipeline", "0.1.0", "a" * 64), ["f.png"])
+        history.store_result(floor.database, batch, 0, {
+            "count": mean, "particles": mean, "agglomerates": 0, "artifacts_removed": 0,
+            "agglomeration_pct": 40.0, "quality": "ok", "uncertainty": 1.6,
+            "method": "classical", "seconds": 0.4, "diameters_um": [40.0 + week % 2] * 5,
+            "csd_um": {"d10": 40.0, "d50": 40.0, "d90": 40.0}})
+    html = run_report("crystal_trend", {"factory": "factory-t", "last_n": 20,
+                                        "floors_dir": str(floor.path.parent)},
+                      out_dir=tmp_path / "out").read_text()
+    assert "the last 12 counted batches, W-0 to W-11" in html
+    assert "1 out of control on count, d50 or agglomeration" in html
+    assert "classical-pipeline 0.1.0" in html and "<img" in html
+    with pytest.raises(WorkbenchError, match="unknown factory 'factory-q'"):
+        run_report("crystal_trend", {"factory": "factory-q",
+                                     "floors_dir": str(floor.path.parent)},
+                   out_dir=tmp_path / "out")

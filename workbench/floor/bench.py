@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -84,7 +85,7 @@ def run_bench(frames: int = 50, repeats: int = 3) -> dict:
                                adopt_locally=("classical-pipeline",), port=free_port(),
                                max_images=max(frames, 1))
         tool = next(iter(adopted_tools(config.state_dir)))
-        with floor_in_thread(config), http_session(config.url, USER, PASSWORD) as client:
+        with floor_in_thread(config), closing(http_session(config.url, USER, PASSWORD)) as client:
             page = []
             for attempt in range(repeats):
                 started = time.perf_counter()
