@@ -17,7 +17,7 @@ from jupyter_datasites import (
 )
 
 from workbench.remote.admin import datasite_summary
-from workbench.remote.review import approve, list_requests
+from workbench.remote.review import approve, held, list_requests, release
 from workbench.reports.qc_summary import qc_summary
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -91,14 +91,19 @@ def test_data_owner_notebook_uploads_a_folder_and_shows_the_inbox(sites, tmp_pat
 
 
 def approve_when_submitted(sites, function_name, stop):
-    """Play both admins: approve `function_name` on each factory once it is pending."""
-    waiting = set(sites.admins)
-    while waiting and not stop.wait(0.5):
-        for factory in list(waiting):
+    """Play both admins: approve `function_name` once pending, release its result once held."""
+    to_approve, to_release = set(sites.admins), set(sites.admins)
+    while to_release and not stop.wait(0.5):
+        for factory in list(to_approve):
             for request in list_requests(sites.admins[factory], status="pending"):
                 if request.code.service_func_name == function_name:
                     approve(request)
-                    waiting.discard(factory)
+                    to_approve.discard(factory)
+        for factory in list(to_release - to_approve):
+            for result in held(sites.admins[factory]):
+                if result.function == function_name:
+                    release(sites.admins[factory], result)
+                    to_release.discard(factory)
 
 
 def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
@@ -120,6 +125,7 @@ def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
                 "dataset": DATASET,
                 "review_wait_s": 300,
                 "run_timeout_s": 420,
+                "release_wait_s": 300,
             },
             tmp_path,
         )

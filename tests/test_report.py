@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.remote.code_findings import scan_code
 from workbench.remote.config import OutputRule
 from workbench.remote.output_rule import output_rule_violation
-from workbench.remote.review import approve, list_requests
+from workbench.remote.review import approve, held, list_requests, release
 from workbench.reports import (
     coerce_parameters,
     find_template,
@@ -191,6 +191,11 @@ def approve_qc(sites, factory, name):
     approve(request)
 
 
+def release_qc(sites, factory, name):
+    (result,) = [r for r in held(sites.admins[factory]) if r.function == name]
+    release(sites.admins[factory], result)
+
+
 @pytest.mark.slow
 def test_qc_report_asks_for_approval_then_publishes_the_released_numbers(sites, analyst, tmp_path):
     out = tmp_path / "out"
@@ -199,7 +204,11 @@ def test_qc_report_asks_for_approval_then_publishes_the_released_numbers(sites, 
     # cell is this call; running it directly saves a kernel start).
     with pytest.raises(WorkbenchError, match="submitted: the factory admin must approve"):
         qc_result("factory-a", DATASET, "B-0042", 8, **analyst)
-    approve_qc(sites, "factory-a", qc_function_name(DATASET, "B-0042", 8, "auto"))
+    name = qc_function_name(DATASET, "B-0042", 8, "auto")
+    approve_qc(sites, "factory-a", name)
+    with pytest.raises(WorkbenchError, match="waits for the factory admin's release"):
+        qc_result("factory-a", DATASET, "B-0042", 8, **analyst)
+    release_qc(sites, "factory-a", name)
 
     path = run_report("crystal_qc", {**parameters, **analyst}, out)
     assert path.name == (
@@ -223,7 +232,11 @@ def test_qc_result_names_a_missing_dataset_and_an_empty_batch(sites, analyst):
         qc_result("factory-b", "line-9", "B-0042", **settings)
     with pytest.raises(WorkbenchError, match="submitted"):
         qc_result("factory-b", DATASET, "B-9999", **settings)
-    approve_qc(sites, "factory-b", qc_function_name(DATASET, "B-9999", 5, "auto"))
+    name = qc_function_name(DATASET, "B-9999", 5, "auto")
+    approve_qc(sites, "factory-b", name)
+    with pytest.raises(WorkbenchError, match="release"):
+        qc_result("factory-b", DATASET, "B-9999", **settings)
+    release_qc(sites, "factory-b", name)
     with pytest.raises(WorkbenchError, match="batch 'B-9999' has no images in dataset 'line-1'"):
         qc_result("factory-b", DATASET, "B-9999", **settings)
 

@@ -71,7 +71,7 @@ def test_widgets_do_not_import_syft():
 @pytest.mark.slow
 def test_inbox_shows_code_findings_and_trial_then_denies_only_with_a_reason(sites, researcher):
     request_id = submit_to_a(researcher, pixel_mean_probe)
-    inbox = ReviewInbox(sites.admins["factory-a"], rule=sites.configs["factory-a"].output_rule)
+    inbox = ReviewInbox(sites.admins["factory-a"])
     assert isinstance(inbox.widget, ipywidgets.VBox)
     inbox.select(request_id)
     assert "pixel_mean_probe" in inbox.summary.value and RESEARCHER in inbox.summary.value
@@ -152,6 +152,20 @@ def test_tracker_follows_requests_starts_approved_runs_and_shows_results(sites, 
     assert list(tracker.rows["request"]) == ["approved", "pending"]
     tracker.run_button.click()
     assert "started mean_intensity on factory-a" in tracker.message.value
+    client.wait_for_results(researcher, "mean_intensity", timeout=120)
+    tracker.refresh_button.click()
+    assert tracker.rows.iloc[0]["release"] == "held" and tracker.rows.iloc[0]["result"] is None
+
+    inbox = ReviewInbox(sites.admins["factory-a"])  # the admin's side: the held result
+    (token,) = [t for label, t in inbox.held_list.options if label.startswith("mean_intensity")]
+    inbox.held_list.value = token
+    assert "images: 3" in inbox.held_view.value and "Passes the output rule" in inbox.held_view.value
+    assert inbox.withhold_button.disabled  # no reason yet
+    inbox.release_held_button.click()
+    assert "result released" in inbox.message.value
+    assert token not in [t for _, t in inbox.held_list.options]
+
+    tracker.run_button.click()  # fetches the released value
     client.wait_for_results(researcher, "mean_intensity", timeout=120)
     tracker.auto_refresh.value = True  # the background refresh fills in the result
     try:

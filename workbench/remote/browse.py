@@ -147,7 +147,7 @@ def request_rows(clients: dict[str, Any], function_names: list[str]) -> pd.DataF
     """One row per (function, datasite): request and job status, and the result once done.
 
     Columns: ``function``, ``factory``, ``request`` (pending / approved / rejected /
-    not submitted), ``reason``, ``job``, ``progress`` (see
+    not submitted), ``reason``, ``job``, ``progress``, ``release`` (see
     :func:`workbench.remote.client.status_table`) and ``result`` (the released value
     of a completed run, else None).
 
@@ -176,7 +176,7 @@ def request_rows(clients: dict[str, Any], function_names: list[str]) -> pd.DataF
         status.insert(0, "function", name)
         status["result"] = results
         frames.append(status)
-    columns = ["function", "factory", "request", "reason", "job", "progress", "result"]
+    columns = ["function", "factory", "request", "reason", "job", "progress", "release", "result"]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]

