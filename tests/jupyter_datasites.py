@@ -87,7 +87,9 @@ def shared_sites(request, tmp_path_factory) -> Sites:
     for name, config in configs.items():
         admins[name] = admin_login(config)
         batch = private_batch(name)
-        upload_batches(admins[name].client, DATASET, [batch], mock_shape=IMAGE_SHAPE, progress=False)
+        upload_batches(
+            admins[name].client, DATASET, [batch], mock_shape=IMAGE_SHAPE, progress=False
+        )
         add_researcher(admins[name], RESEARCHER, "Ana", RESEARCHER_PASSWORD)
     _started = Sites(folder, configs, admins)
     return _started

@@ -3,6 +3,7 @@ code findings, batching, entry functions, folder checks and CLI bad inputs."""
 
 from __future__ import annotations
 
+import re
 import stat
 import subprocess
 import sys
@@ -14,10 +15,10 @@ import pytest
 from workbench.errors import WorkbenchError
 from workbench.remote._entry_function import entry_function, entry_source
 from workbench.remote.code_findings import scan_code
-from workbench.remote.config import OutputRule, load_config
+from workbench.remote.config import OutputRule, config_from_dict, load_config
 from workbench.remote.counting import mean_intensity
 from workbench.remote.identity import admin_password, load_or_create_identity
-from workbench.remote.output_rule import output_rule_violation
+from workbench.remote.output_rule import check_output, output_rule_violation, too_few_images
 from workbench.remote.upload import batch_slices, image_batch, mock_batch, read_image_folder
 
 
@@ -44,12 +45,12 @@ def test_shipped_factory_configs_load():
     [
         ('name = "factory-x"\nport = [', "not valid TOML"),
         ('name = "Factory X"\n', "'name' must be"),
-        ('name = "factory-x"\nport = "8080"\n', "'port' must be a int"),
+        ('name = "factory-x"\nport = "8080"\n', "'port' must be an integer"),
         ('name = "factory-x"\nport = 70000\n', "outside 1..65535"),
         ('name = "factory-x"\ncolour = 1\n', "unknown key 'colour'"),
         ('name = "factory-x"\ncamera = "webcam"\n', "unknown camera"),
         ('name = "factory-x"\nn_consumers = 0\n', "at least 1"),
-        ('name = "factory-x"\n[output_rule]\nmax_numbers = 0\n', "at least 1"),
+        ('name = "factory-x"\n[output_rule]\nmax_numbers = 0\n', "must be positive"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path, text, complaint):
@@ -117,10 +118,39 @@ def test_aggregates_pass_the_output_rule(value):
         (b"raw bytes", "type bytes"),
         ([[0] * 40] * 40, "40 x 40"),
         ({"names": np.array(["a.png"])}, "dtype"),
+        # Every byte counts: strings, dict keys and packed floats all hit the budget.
+        (["f" * 200] * 100, "bytes as JSON, more than the 16384"),
+        ({f"{i:0200d}": 0 for i in range(100)}, "bytes as JSON, more than the 16384"),
+        (np.random.default_rng(0).random(1024).tolist(), "bytes as JSON, more than"),
     ],
 )
 def test_non_aggregates_are_refused_with_the_rule_named(value, rule_broken):
     assert rule_broken in output_rule_violation(value, RULE)
+
+
+def test_the_researcher_is_told_the_rule_and_the_admin_the_numbers():
+    broken = check_output({"k" * 300: 1}, RULE)
+    assert broken.rule == "max_string_length" and "300 characters" in broken.detail
+    assert too_few_images(3, RULE) is None
+    assert too_few_images(2, RULE).rule == "min_images"
+    assert too_few_images(2, OutputRule(min_images=2)) is None
+
+
+def test_release_mode_and_sandbox_limits_come_from_the_config():
+    config = config_from_dict(
+        {"name": "factory-x", "release": "auto", "sandbox": {"timeout_s": 20, "memory_mb": 512}}
+    )
+    assert config.release == "auto"
+    assert config.sandbox.timeout_s == 20.0 and config.sandbox.memory_mb == 512
+    assert config_from_dict({"name": "factory-x"}).release == "review"  # the safe default
+    for bad, complaint in [
+        ({"release": "never"}, "release must be one of review, auto"),
+        ({"sandbox": {"timeout_s": 0}}, "sandbox.timeout_s must be positive"),
+        ({"sandbox": {"cores": 2}}, "unknown key 'cores' in [sandbox]"),
+        ({"output_rule": {"min_images": "3"}}, "'min_images' must be an integer"),
+    ]:
+        with pytest.raises(WorkbenchError, match=re.escape(complaint)):
+            config_from_dict({"name": "factory-x", **bad})
 
 
 def test_output_rule_limits_come_from_the_config():

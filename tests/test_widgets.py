@@ -159,7 +159,8 @@ def test_tracker_follows_requests_starts_approved_runs_and_shows_results(sites, 
     inbox = ReviewInbox(sites.admins["factory-a"])  # the admin's side: the held result
     (token,) = [t for label, t in inbox.held_list.options if label.startswith("mean_intensity")]
     inbox.held_list.value = token
-    assert "images: 3" in inbox.held_view.value and "Passes the output rule" in inbox.held_view.value
+    assert "images: 3" in inbox.held_view.value
+    assert "Passes the output rule" in inbox.held_view.value
     assert inbox.withhold_button.disabled  # no reason yet
     inbox.release_held_button.click()
     assert "result released" in inbox.message.value

@@ -1,0 +1,111 @@
+"""The syft patch registry and each patch's own logic, without a running datasite.
+
+The end-to-end proof that each patch closes its gap on a real datasite (and that the
+gap is open without it) is in ``tests/test_remote_datasite.py`` and ``tests/security``.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import syft
+
+from workbench.errors import WorkbenchError
+from workbench.remote import _hardening, _patches, _syft_fixes
+from workbench.remote._patches import SYFT_VERSION, Patch, install
+from workbench.remote.config import config_from_dict
+
+
+def test_installed_syft_is_the_version_the_patches_are_written_for():
+    assert syft.__version__ == SYFT_VERSION
+
+
+def test_every_patched_name_exists_in_the_installed_syft():
+    config = config_from_dict({"name": "factory-x"})
+    for patch in _syft_fixes.patches() + _hardening.patches(config):
+        assert hasattr(patch.owner, patch.name), patch.where
+
+
+def test_another_syft_version_is_refused_before_anything_changes():
+    target = types.SimpleNamespace(call=lambda: "original")
+    with pytest.raises(WorkbenchError, match="syft 0.10.0 is installed"):
+        install(
+            [Patch(target, "call", lambda original: lambda: "patched", "x")], syft_version="0.10.0"
+        )
+    assert target.call() == "original"
+
+
+def test_a_missing_name_is_refused_before_anything_changes():
+    target = types.SimpleNamespace(call=lambda: "original")
+    patches = [
+        Patch(target, "call", lambda original: lambda: "patched", "x"),
+        Patch(target, "gone", lambda original: original, "y"),
+    ]
+    with pytest.raises(WorkbenchError, match="has no .*gone to patch"):
+        install(patches, syft_version=SYFT_VERSION)
+    assert target.call() == "original"
+
+
+def test_installing_twice_wraps_once():
+    target = types.SimpleNamespace(count=lambda: 1)
+    patch = Patch(target, "count", lambda original: lambda: original() + 1, "add one")
+    install([patch], syft_version=SYFT_VERSION)
+    install([patch], syft_version=SYFT_VERSION)
+    assert target.count() == 2 and _patches.installed(target, "count")
+
+
+def test_run_limit_patch_turns_an_invalid_policy_into_a_refusal():
+    allowed = _hardening.IsExecutionAllowedEnum.ALLOWED
+    wrapped = _hardening._enforce_run_limits(lambda self, code, context, policy: allowed)
+    spent = types.SimpleNamespace(is_valid=lambda context: False)
+    fresh = types.SimpleNamespace(is_valid=lambda context: True)
+    assert wrapped(None, None, None, fresh) is allowed
+    assert (
+        wrapped(None, None, None, spent) is _hardening.IsExecutionAllowedEnum.INVALID_OUTPUT_POLICY
+    )
+
+
+def test_log_patch_withholds_output_from_everyone_but_the_admin():
+    role = _hardening.ServiceRole
+    wrapped = _hardening._withhold_log(
+        lambda self, context, uid: types.SimpleNamespace(stdout="SECRET", stderr="trace")
+    )
+    researcher = wrapped(None, types.SimpleNamespace(role=role.DATA_SCIENTIST), 1)
+    admin = wrapped(None, types.SimpleNamespace(role=role.ADMIN), 1)
+    assert "SECRET" not in researcher.stdout and researcher.stderr == ""
+    assert admin.stdout == "SECRET"
+
+
+def test_guest_patch_refuses_every_call_of_a_guest():
+    role = _hardening.ServiceRole
+    server = types.SimpleNamespace(
+        get_role_for_credentials=lambda credentials: {"guest": role.GUEST}.get(
+            credentials, role.DATA_SCIENTIST
+        )
+    )
+    wrapped = _hardening._refuse_guests(lambda self, api_call, *a, **k: "answer")
+    with pytest.raises(Exception, match="shares nothing with guests"):
+        wrapped(server, types.SimpleNamespace(credentials="guest"))
+    assert wrapped(server, types.SimpleNamespace(credentials="ana")) == "answer"
+
+
+def test_queue_patch_binds_to_loopback():
+    bound = []
+    wrapped = _hardening._bind_to_loopback(lambda self, endpoint: bound.append(endpoint))
+    wrapped(None, "tcp://*:5555")
+    assert bound == ["tcp://127.0.0.1:5555"]
+
+
+def test_twin_patch_records_which_data_the_run_sees():
+    twin = _hardening.TwinMode
+    wrapped = _hardening._record_twin_mode(lambda kwargs, twin_mode, allow_python_types: kwargs)
+    wrapped({}, twin_mode=twin.MOCK, allow_python_types=True)
+    assert _hardening._twin_mode.get() is twin.MOCK
+    wrapped({}, twin.PRIVATE)
+    assert _hardening._twin_mode.get() is twin.PRIVATE
+
+
+def test_images_of_a_run_are_counted_over_every_batch():
+    batches = {"images_000": {"images": [0, 1]}, "images_001": {"images": [2]}, "n": 5}
+    assert _hardening.count_images(batches) == 3
