@@ -95,13 +95,13 @@ def test_a_changed_tool_file_refuses_the_run_naming_the_file(floor, tmp_path):
     write_sample(synthesize("legacy", seed=3, density_per_mm2=10), tmp_path, "0-frame")
     batch = history.create_batch(floor.database, "B-1", "olga",
                                  ("classical-pipeline", "0.1.0", tampered.tool_hash), ["frame.png"])
-    job = ImageJob(floor.database, batch, 0, frame, tmp_path / "0.overlay.png",
+    job = ImageJob(floor.database, batch, 0, frame, tmp_path / "0.overlay.jpg",
                    tampered.to_dict())
     assert "error" in count_image(job)
     (row,) = history.image_rows(floor.database, batch)
     assert row["status"] == "error"
     assert "workbench/imaging/segment.py has changed since it was adopted" in row["message"]
-    assert not (tmp_path / "0.overlay.png").exists()
+    assert not (tmp_path / "0.overlay.jpg").exists()
 
 
 def test_upload_refused_when_the_adopted_tool_changed(floor, monkeypatch):

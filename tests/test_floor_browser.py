@@ -32,6 +32,7 @@ from workbench.synth import synthesize, write_sample
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
@@ -119,7 +120,9 @@ def log_in(browser, url, user, password):
     browser.get(f"{url}/login")
     browser.find_element(By.ID, "user").send_keys(user)
     browser.find_element(By.ID, "password").send_keys(password)
-    browser.find_element(By.ID, "login").click()
+    button = browser.find_element(By.ID, "login")
+    button.click()
+    WebDriverWait(browser, 20).until(staleness_of(button))  # the answer page has loaded
 
 
 def shot(browser, name, height=None):
@@ -135,13 +138,15 @@ def upload(browser, url, batch, files):
     browser.get(url + "/")
     browser.find_element(By.ID, "batch").send_keys(batch)
     browser.find_element(By.ID, "images").send_keys("\n".join(str(f) for f in files))
-    browser.find_element(By.ID, "count").click()
+    button = browser.find_element(By.ID, "count")
+    button.click()
+    WebDriverWait(browser, 60).until(staleness_of(button))
 
 
 def wait_done(browser, timeout=90):
-    WebDriverWait(browser, timeout, poll_frequency=0.3).until(
-        lambda b: b.find_elements(By.ID, "batch")
-        and b.find_element(By.ID, "batch").get_attribute("data-status") == "done")
+    # data-status comes from the server: "done" only on the page reloaded after counting
+    WebDriverWait(browser, timeout, poll_frequency=0.3).until(lambda b: b.execute_script(
+        "const s = document.getElementById('batch'); return s && s.dataset.status") == "done")
 
 
 def session_client(browser, config) -> httpx.Client:

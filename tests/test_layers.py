@@ -10,12 +10,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # package -> module prefixes it must never import
 FORBIDDEN = {
     "workbench/synth": ("syft", "workbench.imaging", "workbench.remote", "workbench.reports",
-                        "widgets"),
-    "workbench/imaging": ("syft", "workbench.remote", "workbench.reports", "widgets"),
-    "workbench/remote": ("widgets", "workbench.reports"),
-    "workbench/reports": ("syft", "widgets"),
-    "widgets": ("syft",),
+                        "widgets", "workbench.floor"),
+    "workbench/imaging": ("syft", "workbench.remote", "workbench.reports", "widgets",
+                          "workbench.floor"),
+    "workbench/remote": ("widgets", "workbench.reports", "workbench.floor"),
+    "workbench/reports": ("syft", "widgets", "workbench.floor"),
+    "widgets": ("syft", "workbench.floor"),
+    "workbench/floor": ("syft", "widgets", "workbench.reports"),
 }
+# The floor uses workbench/remote for tools (publish, adopt, hash checks) only.
+FLOOR_MAY_IMPORT_FROM_REMOTE = ("workbench.remote.tools",)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -36,4 +40,14 @@ def test_imports_point_down(package):
             if any(name == banned or name.startswith(banned + ".")
                    for banned in FORBIDDEN[package]):
                 offending.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offending, "\n".join(offending)
+
+
+def test_floor_uses_remote_only_for_tools():
+    offending = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "workbench/floor").rglob("*.py"))
+        for name in imported_modules(path)
+        if name.startswith("workbench.remote") and name not in FLOOR_MAY_IMPORT_FROM_REMOTE
+    ]
     assert not offending, "\n".join(offending)

@@ -217,7 +217,7 @@ def create_app(config: FloorConfig, runner: BatchRunner | None = None) -> Starle
             target = folder / f"{index}-{names[index]}"
             await run_in_threadpool(_save, upload_file, target)
             jobs.append(ImageJob(database, batch, index, target,
-                                 folder / f"{index}.overlay.png", manifest.to_dict(),
+                                 folder / f"{index}.overlay.jpg", manifest.to_dict(),
                                  config.camera))
         request.app.state.runner.submit(jobs)
         return RedirectResponse(f"/batches/{batch}", status_code=303)
@@ -261,10 +261,10 @@ def create_app(config: FloorConfig, runner: BatchRunner | None = None) -> Starle
 
     def overlay(request: Request) -> Response:
         summary, row = image_row(request)
-        path = config.floor_dir / "batches" / str(summary.id) / f"{row['idx']}.overlay.png"
+        path = config.floor_dir / "batches" / str(summary.id) / f"{row['idx']}.overlay.jpg"
         if row["status"] != "done" or not path.is_file():
             raise HTTPException(404, f"No overlay for {row['image']} (yet).")
-        return FileResponse(path, media_type="image/png", headers=SECURITY_HEADERS)
+        return FileResponse(path, media_type="image/jpeg", headers=SECURITY_HEADERS)
 
     def batch_csv(request: Request) -> Response:
         require(request)
@@ -335,7 +335,7 @@ def create_app(config: FloorConfig, runner: BatchRunner | None = None) -> Starle
         Route("/batches/{batch:int}/progress", progress),
         Route("/batches/{batch:int}/results.csv", batch_csv),
         Route("/batches/{batch:int}/images/{index:int}", image_page),
-        Route("/batches/{batch:int}/images/{index:int}/overlay.png", overlay),
+        Route("/batches/{batch:int}/images/{index:int}/overlay.jpg", overlay),
         Route("/history", history_page),
         Route("/history.csv", history_csv),
         Route("/admin", admin),

@@ -63,7 +63,7 @@ def wait_for_batch(client: httpx.Client, batch: str, poll: float = 0.02) -> tupl
         time.sleep(poll)
 
 
-def run_bench(frames: int = 50, repeats: int = 3) -> dict:
+def run_bench(frames: int = 50, repeats: int = 5) -> dict:
     """Time one frame through the page and `workbench count`, and a batch of `frames`."""
     from workbench.synth import synthesize, write_sample
 
@@ -74,20 +74,18 @@ def run_bench(frames: int = 50, repeats: int = 3) -> dict:
             write_sample(synthesize("legacy", seed=7000 + index, density_per_mm2=25),
                          folder / "frames", f"F-{index:03d}")
             paths.append(folder / "frames" / f"F-{index:03d}.png")
-        cli = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "workbench", "count", str(paths[0]), "--json"],
-                           check=True, capture_output=True)
-            cli.append(time.perf_counter() - started)
         config = prepare_floor(folder / "floor.toml", "factory-bench", folder / "state",
                                users={USER: ("operator", PASSWORD)},
                                adopt_locally=("classical-pipeline",), port=free_port(),
                                max_images=max(frames, 1))
         tool = next(iter(adopted_tools(config.state_dir)))
         with floor_in_thread(config), closing(http_session(config.url, USER, PASSWORD)) as client:
-            page = []
-            for attempt in range(repeats):
+            cli, page = [], []
+            for attempt in range(repeats):  # alternate, so both see the same load
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "workbench", "count", str(paths[0]),
+                                "--json"], check=True, capture_output=True)
+                cli.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 wait_for_batch(client, upload_batch(client, f"one-{attempt}", tool, paths[:1]))
                 page.append(time.perf_counter() - started)

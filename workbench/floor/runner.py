@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -44,7 +45,7 @@ class ImageJob:
     upload : Path
         The uploaded file, in the factory's state folder.
     overlay : Path
-        Where the overlay PNG goes.
+        Where the overlay JPEG goes.
     manifest : dict
         The adopted tool's manifest (:meth:`ToolManifest.to_dict`).
     camera : str
@@ -95,7 +96,10 @@ def _count(job: ImageJob) -> dict:
     pixel_size = manifest.parameters.get("pixel_size_um")
     report = analyze(image, camera, pixel_size, manifest.method)
     picture = cv2.cvtColor(draw_overlay(image, report), cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(job.overlay), picture, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+    # JPEG, 4:4:4 so thin coloured outlines keep their colour: 30 ms, where PNG takes 130.
+    settings = [cv2.IMWRITE_JPEG_QUALITY, 95,
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    if not cv2.imwrite(str(job.overlay), picture, settings):
         raise WorkbenchError(f"overlay of {_display_name(job.upload)} cannot be written")
     detections = report.detections
     diameters = primary_diameters_um(detections.areas_px, detections.members,
@@ -133,18 +137,32 @@ class BatchRunner:
     """
 
     def __init__(self, workers: int = 2) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        self._workers = workers
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_warm_up,
         )
-        for _ in range(workers):  # start every worker now, not on the first upload
-            self._pool.submit(int)
+        for _ in range(self._workers):  # start every worker now, not on the first upload
+            pool.submit(int)
+        return pool
 
     def submit(self, jobs: list[ImageJob]) -> list[Future]:
-        """Queue `jobs`; each stores its own row when done."""
+        """Queue `jobs`; each stores its own row when done.
+
+        A pool broken by a worker that died (its images are marked as errors) is
+        replaced by a fresh one, so one crash does not stop the floor.
+        """
         futures = []
         for job in jobs:
-            future = self._pool.submit(count_image, job)
+            try:
+                future = self._pool.submit(count_image, job)
+            except BrokenProcessPool:
+                log.error("a counting process died; starting a new pool")
+                self._pool = self._start()
+                future = self._pool.submit(count_image, job)
             future.add_done_callback(partial(_record_crash, job))
             futures.append(future)
         return futures

@@ -166,12 +166,9 @@ class ToolManifest:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MB blocks."""
-    digest = hashlib.sha256()
+    """sha256 of a file's bytes (read in blocks; torch-free, unlike the model's own check)."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def code_files(method: str) -> list[str]:
