@@ -173,7 +173,7 @@ class ReviewInbox:
         """Reload the requests from the datasite, keeping the selection when it is listed."""
         keep = self.requests_list.value
         wanted = None if self.status_filter.value == "all" else self.status_filter.value
-        everything = self._call(lambda: review.list_requests(self.admin)) or []
+        everything = self._call(lambda: review.list_requests(self.session)) or []
         statuses = [review.status_name(request.status) for request in everything]
         self.counts.value = " · ".join(f"{statuses.count(s)} {s}" for s in STATUSES[1:])
         listed = [r for r in everything if wanted in (None, review.status_name(r.status))]

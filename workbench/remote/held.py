@@ -116,6 +116,11 @@ def release_tag(held: HeldResult) -> str:
     return f"{RELEASED_TAG}{held.token}"
 
 
+def decision_tags(held: HeldResult) -> list[str]:
+    """The tags of either decision on `held` (released or withheld)."""
+    return [release_tag(held), f"{WITHHELD_TAG}{held.token}"]
+
+
 def withheld_tags(held: HeldResult, reason: str) -> list[str]:
     """The request tags that withhold `held`, with the reason the researcher sees."""
     return [f"{WITHHELD_TAG}{held.token}", f"{WITHHELD_REASON_TAG}{reason}"]

@@ -158,11 +158,8 @@ def deny(request: Any, reason: str) -> None:
     WorkbenchError
         If `reason` is empty.
     """
-    if not reason or not reason.strip():
-        raise WorkbenchError(
-            f"denying {request.code.service_func_name}: a reason for the researcher is required"
-        )
-    _call(request.deny, f"denying {request.code.service_func_name}", reason=reason.strip())
+    reason = _required_reason(reason, f"denying {request.code.service_func_name}")
+    _call(request.deny, f"denying {request.code.service_func_name}", reason=reason)
 
 
 def approve_with_result(
@@ -201,12 +198,21 @@ def approve_with_result(
 
 
 def held(session: AdminSession) -> list[held_store.HeldResult]:
-    """Results of runs on private data waiting for the admin's release, oldest first.
+    """Results of runs on private data waiting for the admin's decision, oldest first.
 
     Each shows exactly what the researcher would get (``value``, ``size_bytes``), for
-    which function and researcher, and since when.
+    which function and researcher, and since when. Results already released (but not
+    yet fetched) or withheld are left out.
     """
-    return held_store.held_results(session.config.state_dir)
+    waiting = held_store.held_results(session.config.state_dir)
+    if not waiting:
+        return []
+    tags = {str(request.code_id): set(request.tags) for request in list_requests(session)}
+    return [
+        result
+        for result in waiting
+        if not tags.get(result.code_id, set()) & set(held_store.decision_tags(result))
+    ]
 
 
 def release(session: AdminSession, result: held_store.HeldResult) -> None:
@@ -233,12 +239,17 @@ def withhold(session: AdminSession, result: held_store.HeldResult, reason: str) 
     WorkbenchError
         If `reason` is empty.
     """
-    if not reason or not reason.strip():
-        raise WorkbenchError(
-            f"withholding {result.function}: a reason for the researcher is required"
-        )
+    reason = _required_reason(reason, f"withholding {result.function}")
     request = _request_for_code(session, result.code_id)
-    _add_tags(request, held_store.withheld_tags(result, " ".join(reason.split())))
+    _add_tags(request, held_store.withheld_tags(result, reason))
+
+
+def _required_reason(reason: str, what: str) -> str:
+    """`reason` on one line; refuse an empty one (the researcher is owed a reason)."""
+    text = " ".join((reason or "").split())
+    if not text:
+        raise WorkbenchError(f"{what}: a reason for the researcher is required")
+    return text
 
 
 def _request_for_code(session: AdminSession, code_id: str) -> Any:
