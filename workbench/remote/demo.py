@@ -3,9 +3,11 @@
 Starts factory-a (legacy camera) and factory-b (hires camera) on loopback in a fresh
 temporary state folder, gives each a synthetic private image set, creates a
 researcher account on each, submits :func:`~workbench.remote.counting.count_crystals`
-to both, lets each admin review it (findings, trial on mock, approval) and prints
-the per-factory aggregates. Every process it starts is stopped on the way out, also
-on errors and Ctrl-C.
+to both, lets each admin review it (findings, a sandboxed trial on mock, approval),
+runs it in each factory's sandbox, lets each admin release the held result and
+prints the per-factory aggregates. Then the researcher publishes the classical
+counting tool and both admins adopt it, so the factory floor page can serve it. Every
+datasite it starts is stopped on the way out, also on errors and Ctrl-C.
 
 Examples
 --------
@@ -42,6 +44,7 @@ def run_demo(
     hires_images: int = 4,
     timeout: float = 600.0,
     say: Callable[[str], None] | None = None,
+    root: Path | None = None,
 ) -> dict:
     """Run the two-factory round trip and return ``{"factories": [row, ...]}``.
 
@@ -49,6 +52,9 @@ def run_demo(
     ----------
     legacy_images, hires_images : int
         Private images made for factory-a (legacy) and factory-b (hires).
+    root : Path, optional
+        Folder for the factories' configs and state, kept afterwards (the floor page
+        serves from it); a temporary folder, removed at the end, when not given.
     timeout : float
         Seconds to wait for the approved runs.
     say : callable, optional
@@ -71,8 +77,7 @@ def run_demo(
     say = say or (
         lambda line: print(f"[{time.perf_counter() - started:5.0f} s] {line}", file=sys.stderr)
     )
-    with tempfile.TemporaryDirectory(prefix="workbench-demo-") as folder, _stop_on_sigterm():
-        root = Path(folder)
+    with _demo_root(root) as root, _stop_on_sigterm():
         configs = [
             _demo_config(root, "factory-a.toml"),
             _demo_config(root, "factory-b.toml"),
@@ -84,7 +89,17 @@ def run_demo(
                 configs, root, {"legacy": legacy_images, "hires": hires_images}, timeout, say
             )
         say(f"datasites stopped; demo took {time.perf_counter() - started:.0f} s")
-    return {"factories": rows}
+    return {"factories": rows, "state": {c.name: str(c.state_dir) for c in configs}}
+
+
+@contextlib.contextmanager
+def _demo_root(root: Path | None) -> Iterator[Path]:
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        yield root.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="workbench-demo-") as folder:
+        yield Path(folder)
 
 
 def _round_trip(
@@ -94,7 +109,7 @@ def _round_trip(
     timeout: float,
     say: Callable[[str], None],
 ) -> list[dict]:
-    from workbench.remote import client, counting, review
+    from workbench.remote import client, counting, review, tools
     from workbench.remote.admin import add_researcher, admin_login
     from workbench.remote.upload import upload_folder
 
@@ -152,6 +167,12 @@ def _round_trip(
         if isinstance(record.get("error"), str):
             raise WorkbenchError(f"{record['factory']}: {record['error']}")
         rows.append({"factory": record["factory"], **{key: record[key] for key in FIELDS}})
+
+    manifest = tools.build_manifest("classical-pipeline")
+    tools.publish(researcher, manifest)
+    for config in configs:
+        tools.adopt(config, manifest.name, manifest.version)
+    say(f"researcher published tool {manifest.name} {manifest.version}; both admins adopted it")
     return rows
 
 
