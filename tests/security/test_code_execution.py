@@ -1,0 +1,109 @@
+"""Approved code with zero findings reaches os/subprocess through module attributes.
+
+On the unhardened datasite each chain runs a shell command on the host (a marker file
+appears in the host's /tmp, the datasite's own processes are visible). On the hardened
+datasite the same code runs in the sandbox: nothing it does lands on the host and it
+sees none of the factory's processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import HARDENED_ONLY, LIMITS, STRUCTURAL
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_attack_passes_the_automatic_findings(hardened_campaign):
+    """The premise: the admin approves all of them, so only the datasite can stop them."""
+    names = [function.__name__ for function in STRUCTURAL + HARDENED_ONLY + LIMITS]
+    flagged = {name: found for name, found in hardened_campaign.findings.items() if found}
+    assert flagged == {}
+    assert set(names) <= set(hardened_campaign.findings)
+
+
+def proc_lines(text: str) -> list[str]:
+    return [line for line in str(text).splitlines() if line.startswith("/proc/")]
+
+
+@pytest.mark.parametrize("name", ["shell_reduce_getattr", "shell_subclasses_walk"])
+def test_shell_via_attribute_chain_sees_no_host_process(
+    name, sites, hardened_campaign, plain_campaign
+):
+    plain, hardened = sites["u"], sites["h"]
+    got = plain_campaign.row(name)
+    assert plain.touched(plain_campaign, name)  # ran a shell command on the host
+    assert f"/proc/{plain.launcher_pid}/cmdline" in got["out"]  # and saw the datasite
+
+    got = hardened_campaign.row(name)
+    assert not hardened.touched(hardened_campaign, name)
+    assert proc_lines(got.get("out", "")) == []
+    assert str(hardened.launcher_pid) not in str(got)
+
+
+def test_numpy_attribute_walk_to_os(sites, hardened_campaign, plain_campaign):
+    """``numpy.lib.utils.os.system`` and ``.listdir("/proc")``: no import statement."""
+    plain, hardened = sites["u"], sites["h"]
+    got = plain_campaign.row("shell_numpy_walk")
+    assert plain.touched(plain_campaign, "shell_numpy_walk")
+    assert plain.launcher_pid in got["pids"]
+
+    got = hardened_campaign.row("shell_numpy_walk")
+    assert not hardened.touched(hardened_campaign, "shell_numpy_walk")
+    assert hardened.launcher_pid not in got.get("pids", [])
+    assert len(got.get("pids", [])) < 20  # its own pid namespace, not the host's
+
+
+def test_builtins_import_trick_runs_subprocess(sites, hardened_campaign, plain_campaign):
+    """``reduce(getattr, ["__builtins__"], logging)["__import__"]("subprocess")``."""
+    plain, hardened = sites["u"], sites["h"]
+    host_init = Path("/proc/1/cmdline").read_bytes().replace(b"\x00", b" ").decode()[:200]
+    got = plain_campaign.row("shell_builtins_import")
+    assert plain.touched(plain_campaign, "shell_builtins_import")
+    assert got["pid1"] == host_init  # the host's init process
+
+    got = hardened_campaign.row("shell_builtins_import")
+    assert not hardened.touched(hardened_campaign, "shell_builtins_import")
+    assert got.get("pid1") != host_init
+
+
+def test_pkgutil_resolve_name_imports_subprocess(sites, hardened_campaign, plain_campaign):
+    """``pkgutil.resolve_name("subprocess").check_output([...])``."""
+    plain, hardened = sites["u"], sites["h"]
+    got = plain_campaign.row("shell_pkgutil_resolve")
+    assert plain.touched(plain_campaign, "shell_pkgutil_resolve")
+    assert got["out"].startswith("0\n")  # root on the host
+
+    assert not hardened.touched(hardened_campaign, "shell_pkgutil_resolve")
+    assert not str(hardened_campaign.row("shell_pkgutil_resolve").get("out", "")).startswith("0\n")
+
+
+def test_writes_outside_the_private_tmpfs_never_reach_the_host(
+    sites, hardened_campaign, plain_campaign
+):
+    plain, hardened = sites["u"], sites["h"]
+    got = plain_campaign.row("write_host_file")
+    assert plain.touched(plain_campaign, "write_host_file")
+    assert any(path.startswith("/var/tmp/wbsec-") for path in got["written"])
+
+    assert not hardened.touched(hardened_campaign, "write_host_file")
+
+
+def test_result_object_with_reduce_never_runs_on_the_host(sites, hardened_campaign):
+    """A result whose ``__reduce__`` calls ``os.system``: data, not pickles, cross back."""
+    got = hardened_campaign.row("pickle_reduce_result")
+    assert not sites["h"].touched(hardened_campaign, "pickle_reduce_result")
+    assert "value" not in got
+    assert "plain data" in got["error"]  # refused: results are plain data only
+
+
+def test_type_name_made_of_pixels_is_not_echoed(sites, hardened_campaign):
+    """A non-JSON result whose class is named ``P_<pixel>_<pixel>...``: the refusal says
+    what is allowed, but must not echo a name the function chose."""
+    got = hardened_campaign.row("type_name_pixels")
+    pixels = "_".join(str(int(v)) for v in sites["h"].images[0].ravel()[:24])
+    assert "value" not in got
+    assert "plain data" in got["error"]
+    assert pixels[:20] not in got["error"]

@@ -1,0 +1,57 @@
+"""Resource attacks, tried on the hardened datasite only (they would hurt a shared host).
+
+Each run must end as a failed job whose error names the limit it hit, and the
+datasite must keep serving: it answers, and a normal request queued behind the
+attacks (and a fresh one submitted after them) returns its result.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import security_attacks as attacks
+from conftest import DATASET, RESULT_TIMEOUT
+
+from workbench.remote import client, review
+from workbench.remote.launch import is_answering
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("name", "limit", "success_field"),
+    [
+        ("endless_sleep", r"timeout|timed out", "slept"),
+        ("cpu_spin", r"\bcpu\b", "spins"),
+        ("memory_bomb", r"memory", "held_mb"),
+        ("fork_bomb", r"process", "forked"),
+        ("big_file", r"file size|fsize|disk|space|memory", "written_mb"),
+        ("tmpfs_fill", r"file size|fsize|disk|space|memory|tmpfs", "written_mb"),
+    ],
+)
+def test_limit_ends_the_run_and_names_it(name, limit, success_field, sites, hardened_campaign):
+    got = hardened_campaign.row(name)
+    assert success_field not in got, f"{name} was not stopped: {got}"
+    assert re.search(limit, got.get("error", ""), re.IGNORECASE), got
+    assert is_answering(sites["h"].config)
+
+
+def test_datasite_keeps_serving_after_the_limit_attacks(sites, hardened_campaign):
+    hardened = sites["h"]
+    queued = hardened_campaign.row("after_bombs_mean")  # queued behind the bombs
+    mean = float(sum(frame.mean() for frame in hardened.images) / 3)
+    assert queued.get("mean") == pytest.approx(mean), queued
+
+    researcher = hardened.researcher
+    client.submit(researcher, attacks.still_serving, DATASET)
+    request = next(
+        r
+        for r in review.list_requests(hardened.admin)
+        if r.code.service_func_name == "still_serving"
+    )
+    review.approve(request)
+    client.start_runs(researcher, "still_serving")
+    got = client.wait_for_results(researcher, "still_serving", timeout=RESULT_TIMEOUT)
+    assert got.iloc[0].get("images") == 3
+    assert is_answering(hardened.config)
