@@ -16,6 +16,9 @@ FORBIDDEN = {
     "workbench/remote": ("widgets", "workbench.reports", "workbench.floor"),
     "workbench/reports": ("syft", "widgets", "workbench.floor"),
     "widgets": ("syft", "workbench.floor"),
+    # The sandbox runs researcher code: it knows nothing of syft, datasites or images.
+    "workbench/sandbox": ("syft", "workbench.imaging", "workbench.synth", "workbench.remote",
+                          "workbench.reports", "widgets", "workbench.floor"),
     "workbench/floor": ("syft", "widgets", "workbench.reports"),
 }
 # The floor uses workbench/remote for tools (publish, adopt, hash checks) only.
