@@ -16,6 +16,8 @@ FORBIDDEN = {
     "workbench/remote": ("widgets", "workbench.reports", "workbench.floor"),
     "workbench/reports": ("syft", "widgets", "workbench.floor"),
     "widgets": ("syft", "workbench.floor"),
+    "workbench/privacy": ("syft", "workbench.imaging", "workbench.synth", "workbench.remote",
+                          "workbench.reports", "widgets", "workbench.floor", "workbench.sandbox"),
     # The sandbox runs researcher code: it knows nothing of syft, datasites or images.
     "workbench/sandbox": ("syft", "workbench.imaging", "workbench.synth", "workbench.remote",
                           "workbench.reports", "widgets", "workbench.floor"),

@@ -31,10 +31,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from widgets._html import notice_html, table_html
+from workbench.imaging.aggregate import CSD_EDGES_UM
 
-# count_crystals bins primary crystals in 10 µm steps from 0 (the last bin open-ended)
-# and does not send its edges; functions that do send ``csd_edges_um``.
-COUNTING_CSD_BIN_UM = 10.0
 TABLE_COLUMNS = {
     "factory": "factory",
     "images": "images",
@@ -183,4 +181,5 @@ def _edges(row: pd.Series, n_bins: int) -> np.ndarray:
     edges = row.get("csd_edges_um")
     if isinstance(edges, list | tuple | np.ndarray) and len(edges) == n_bins + 1:
         return np.asarray(edges, dtype=float)
-    return np.arange(n_bins + 1) * COUNTING_CSD_BIN_UM
+    # count_crystals does not send its edges: the shared ones (10 µm, last bin open-ended).
+    return np.asarray(CSD_EDGES_UM[: n_bins + 1], dtype=float)

@@ -30,7 +30,7 @@ from workbench.errors import WorkbenchError
 _counter = itertools.count()
 
 
-def entry_function(function: Callable, asset_params: list[str]) -> Callable:
+def entry_function(function: Callable, asset_params: list[str], preamble: str = "") -> Callable:
     """Build the entry function around `function` for assets named `asset_params`.
 
     Parameters
@@ -41,6 +41,8 @@ def entry_function(function: Callable, asset_params: list[str]) -> Callable:
         ``datasite`` to report progress.
     asset_params : list of str
         One parameter name per asset, e.g. ``["images_000", "images_001"]``.
+    preamble : str
+        Lines that open the entry function's body (a pooling plan, for instance).
 
     Returns
     -------
@@ -57,7 +59,7 @@ def entry_function(function: Callable, asset_params: list[str]) -> Callable:
     >>> entry(None, batch, batch)["images"]
     2
     """
-    source = entry_source(function, asset_params)
+    source = entry_source(function, asset_params, preamble)
     filename = f"<workbench-entry-{next(_counter)}-{function.__name__}>"
     lines = source.splitlines(keepends=True)
     linecache.cache[filename] = (len(source), None, lines, filename)
@@ -66,7 +68,7 @@ def entry_function(function: Callable, asset_params: list[str]) -> Callable:
     return namespace[function.__name__]
 
 
-def entry_source(function: Callable, asset_params: list[str]) -> str:
+def entry_source(function: Callable, asset_params: list[str], preamble: str = "") -> str:
     """Python source of the entry function (see the module docstring).
 
     Raises
@@ -95,6 +97,7 @@ def entry_source(function: Callable, asset_params: list[str]) -> str:
     batches = ", ".join(asset_params)
     return (
         f"def {name}(datasite, {batches}):\n"
+        + textwrap.indent(preamble, "    ")
         + textwrap.indent(body, "    ")
         + f"    batches = [{batches}]\n"
         "    merged = {\n"

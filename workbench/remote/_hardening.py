@@ -22,6 +22,12 @@ researchers runs them:
    Every API call from a guest is refused.
 6. Job queue on every interface: the ZMQ producer binds ``tcp://*``; queued jobs
    carry the server's signing key. It is bound to loopback.
+7. Audit: every code request submitted is written to the factory's hash-chained
+   audit log (:mod:`workbench.privacy.audit`); (1) logs each run, refusal, hold,
+   release and delivery, with the size and a hash of what left, never the value.
+
+Pooled requests (:mod:`workbench.remote.pooling`) go through (1) too: the datasite
+sums the function's per-image rows, adds its noise and masks, and releases that.
 """
 
 from __future__ import annotations
@@ -37,10 +43,14 @@ from syft.service.code.user_code import UserCodeExecutionOutput, get_code_hash
 from syft.service.code.user_code_service import IsExecutionAllowedEnum, UserCodeService
 from syft.service.log.log_service import LogService
 from syft.service.queue.zmq_producer import ZMQProducer
+from syft.service.request.request_service import RequestService
 from syft.service.user.user_roles import ServiceRole
 from syft.types.errors import SyftException
 
+from workbench.errors import WorkbenchError
+from workbench.privacy import audit
 from workbench.remote import held as held_store
+from workbench.remote import pooling
 from workbench.remote._patches import Patch
 from workbench.remote.config import DatasiteConfig
 from workbench.remote.output_rule import OVERRIDE_TAG, check_output, too_few_images
@@ -88,6 +98,20 @@ def patches(config: DatasiteConfig) -> list[Patch]:
             _bind_to_loopback,
             "the job queue listened on every interface (jobs carry the signing key)",
         ),
+        *[
+            Patch(
+                RequestService,
+                name,
+                functools.partial(build, config=config),
+                "nothing recorded for the factory what was asked, decided and released",
+            )
+            for name, build in (
+                ("submit", _audit_requests),
+                ("apply", _audit_approvals),
+                ("undo", _audit_denials),
+                ("set_tags", _audit_tags),
+            )
+        ],
     ]
 
 
@@ -100,6 +124,7 @@ def _sandboxed_execution(config: DatasiteConfig):
             return _run_checked(config, code_item, kwargs, context)
         except _RefusedError as refused:
             _log(context, stderr=refused.detail or str(refused))
+            _audit(config, "refusal", code_item, context, reason=str(refused))
             return _output(code_item, None, error=str(refused))
 
     return execute_byte_code
@@ -117,6 +142,7 @@ def _run_checked(config: DatasiteConfig, code_item, kwargs: dict, context):
     name = code_item.service_func_name
     is_admin = context.role == ServiceRole.ADMIN
     request = None if is_admin else _request_of(code_item, context)
+    plan = None
     if request is not None:
         _check_approved_code(config, code_item, request)
         broken = too_few_images(count_images(kwargs), config.output_rule)
@@ -127,7 +153,10 @@ def _run_checked(config: DatasiteConfig, code_item, kwargs: dict, context):
         if config.release == "review":
             delivered = _released_value(config, code_item, request)
             if delivered is not None:
+                _audit(config, "delivery", code_item, context, **_what_left(delivered[0]))
                 return _output(code_item, delivered[0])
+        plan = _pool_plan(config, code_item, request)
+    _audit(config, "run", code_item, context)
     _progress(context, 10)
     outcome = run_in_sandbox(
         code_item.raw_code, name, kwargs, config.sandbox, hidden=(config.state_dir,)
@@ -138,7 +167,17 @@ def _run_checked(config: DatasiteConfig, code_item, kwargs: dict, context):
         raise _RefusedError(_failure_message(config, name, outcome))
     if request is None:
         return _output(code_item, outcome.result)
-    broken = check_output(outcome.result, config.output_rule)
+    value = outcome.result
+    if plan is not None:
+        try:
+            value = pooling.datasite_release(
+                config, plan, value, str(request.requesting_user_email), str(request.id)
+            )
+        except WorkbenchError as error:
+            raise _RefusedError(
+                f"pooled answer of {name} refused by {config.name}: {error}"
+            ) from None
+    broken = check_output(value, config.output_rule)
     if broken and OVERRIDE_TAG not in request.tags:
         raise _RefusedError(
             f"result of {name} refused by {config.name}'s output rule {broken.rule}", broken.detail
@@ -149,10 +188,46 @@ def _run_checked(config: DatasiteConfig, code_item, kwargs: dict, context):
             code_id=str(code_item.id),
             function=name,
             researcher=str(request.requesting_user_email),
-            value=outcome.result,
+            value=value,
         )
+        _audit(config, "held", code_item, context, token=held.token, **_what_left(value))
         raise _RefusedError(held_store.held_message(name, config.name, held.token))
-    return _output(code_item, outcome.result)
+    _audit(config, "release", code_item, context, **_what_left(value))
+    return _output(code_item, value)
+
+
+def _pool_plan(config: DatasiteConfig, code_item, request) -> pooling.PoolPlan | None:
+    """The request's pooling plan, checked before anything runs (None: not pooled)."""
+    try:
+        plan = pooling.plan_of(code_item.raw_code)
+        if plan is not None:
+            pooling.check_plan(config, plan, str(request.requesting_user_email))
+        return plan
+    except WorkbenchError as error:
+        name = code_item.service_func_name
+        raise _RefusedError(f"pooled request {name} refused by {config.name}: {error}") from None
+
+
+def _what_left(value: Any) -> dict:
+    """What the audit log keeps of a released value: its fields, size and hash."""
+    fields = sorted(value)[:40] if isinstance(value, dict) else type(value).__name__
+    return {"fields": fields, "bytes": len(str(value)), "sha256": audit.value_digest(value)}
+
+
+def _audit(config: DatasiteConfig, kind: str, code_item, context, **details: Any) -> None:
+    """A datasite step of one run, filed under its request (the code, for admin runs)."""
+    try:
+        request = str(_request_of(code_item, context).id)
+    except _RefusedError:
+        request = str(code_item.id)
+    audit.append(
+        config.state_dir,
+        kind,
+        actor="datasite",
+        request=request,
+        function=code_item.service_func_name,
+        **details,
+    )
 
 
 def count_images(kwargs: dict[str, Any]) -> int:
@@ -318,6 +393,89 @@ def _refuse_guests(original):
         return original(self, api_call, *args, **kwargs)
 
     return handle_api_call_with_unsigned_result
+
+
+# 7. Audit of requests and decisions -----------------------------------------------------------
+def _audit_requests(original, config: DatasiteConfig):
+    @functools.wraps(original)
+    def submit(self, context, request, *args, **kwargs):
+        created = original(self, context, request, *args, **kwargs)
+        audit.append(config.state_dir, "request", actor=_actor(context), request=str(created.id))
+        return created
+
+    return submit
+
+
+def _audit_approvals(original, config: DatasiteConfig):
+    @functools.wraps(original)
+    def apply(self, context, uid, **kwargs):
+        result = original(self, context, uid, **kwargs)
+        audit.append(
+            config.state_dir,
+            "decision",
+            actor=_actor(context),
+            request=str(uid),
+            decision="approved",
+        )
+        return result
+
+    return apply
+
+
+def _audit_denials(original, config: DatasiteConfig):
+    @functools.wraps(original)
+    def undo(self, context, uid, reason):
+        result = original(self, context, uid, reason)
+        audit.append(
+            config.state_dir,
+            "decision",
+            actor=_actor(context),
+            request=str(uid),
+            decision="denied",
+            reason=reason,
+        )
+        return result
+
+    return undo
+
+
+_TAG_KINDS = (
+    (held_store.RELEASED_TAG, "release", "token"),
+    (held_store.WITHHELD_TAG, "withhold", "token"),
+    (held_store.WITHHELD_REASON_TAG, "withhold", "reason"),
+    (held_store.APPROVED_CODE_TAG, "decision", "approved_code"),
+    (OVERRIDE_TAG, "override", "tag"),
+)
+
+
+def _audit_tags(original, config: DatasiteConfig):
+    """Releases, withholdings, overrides and approved code hashes are request tags."""
+
+    @functools.wraps(original)
+    def set_tags(self, context, request, tags):
+        before = set(self.stash.get_by_uid(context.credentials, request.id).unwrap().tags)
+        result = original(self, context, request, tags)
+        for tag in [tag for tag in tags if tag not in before]:
+            for prefix, kind, field in _TAG_KINDS:
+                if tag.startswith(prefix):
+                    audit.append(
+                        config.state_dir,
+                        kind,
+                        actor=_actor(context),
+                        request=str(request.id),
+                        **{field: tag[len(prefix) :]},
+                    )
+                    break
+        return result
+
+    return set_tags
+
+
+def _actor(context) -> str:
+    try:
+        return str(context.server.services.user.get_current_user(context).email)
+    except Exception:  # syft raises its own types for an unknown key
+        return "unknown"
 
 
 # 6. Job queue on loopback ------------------------------------------------------------------

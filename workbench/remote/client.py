@@ -117,13 +117,16 @@ def mock_images(clients: Clients, dataset: str) -> dict[str, list]:
     return found
 
 
-def submit(clients: Clients, function: Callable, dataset: str) -> dict[str, Any]:
+def submit(
+    clients: Clients, function: Callable, dataset: str, preamble: str = ""
+) -> dict[str, Any]:
     """Submit `function` on `dataset` to every datasite: one code request each.
 
     `function` takes one image batch dict (and optionally ``datasite`` for progress),
     like :func:`workbench.remote.counting.count_crystals`; on a dataset stored in
     several batches it gets them merged. Each request asks for one run
-    (``SingleExecutionExactOutput``).
+    (``SingleExecutionExactOutput``). `preamble` opens the submitted code (see
+    :mod:`workbench.remote.pooling`).
 
     Returns
     -------
@@ -143,7 +146,7 @@ def submit(clients: Clients, function: Callable, dataset: str) -> dict[str, Any]
     for factory, client in clients.items():
         assets = _dataset_assets(client, dataset, required=True)
         inputs = {_param(index): asset for index, asset in enumerate(assets)}
-        entry = entry_function(function, list(inputs))
+        entry = entry_function(function, list(inputs), preamble)
         try:
             with quiet():
                 syft_function = sy.syft_function(

@@ -57,6 +57,26 @@ class OutputRule:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """A factory's differential-privacy budget and its pooling peers.
+
+    Attributes
+    ----------
+    epsilon_budget : float
+        Total privacy loss ``ε`` each researcher may spend at this factory.
+    delta_budget : float
+        Largest ``δ`` one request may declare.
+    peers : dict
+        ``{factory: pooling public key hex}`` of the other factories this one pools
+        with (``workbench datasite pool-key CONFIG`` prints a factory's key).
+    """
+
+    epsilon_budget: float = 10.0
+    delta_budget: float = 1e-5
+    peers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DatasiteConfig:
     """One factory datasite, as read from its TOML file.
 
@@ -89,6 +109,8 @@ class DatasiteConfig:
         the researcher at once.
     sandbox : SandboxLimits
         Time, CPU, memory and process limits of every run of researcher code.
+    privacy : PrivacySettings
+        Differential-privacy budget and pooling peers.
     """
 
     name: str
@@ -105,6 +127,7 @@ class DatasiteConfig:
     output_rule: OutputRule = field(default_factory=OutputRule)
     release: str = "review"
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def url(self) -> str:
@@ -137,6 +160,7 @@ _KEYS = {
     "output_rule",
     "release",
     "sandbox",
+    "privacy",
 }
 
 
@@ -221,7 +245,28 @@ def config_from_dict(raw: dict, path: Path | None = None) -> DatasiteConfig:
         output_rule=_limits_table(raw, "output_rule", OutputRule, where),
         release=release,
         sandbox=_limits_table(raw, "sandbox", SandboxLimits, where),
+        privacy=_privacy(raw, where),
     )
+
+
+def _privacy(raw: dict, where: str) -> PrivacySettings:
+    table = dict(raw.get("privacy", {}))
+    peers = table.pop("peers", {})
+    if not isinstance(peers, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)
+        for key, value in peers.items()
+    ):
+        raise WorkbenchError(
+            f"{where}: [privacy.peers] maps factory names to 64-hex-digit pooling keys"
+        )
+    budget = _limits_table({"privacy": table}, "privacy", _PrivacyNumbers, where)
+    return PrivacySettings(budget.epsilon_budget, budget.delta_budget, dict(peers))
+
+
+@dataclass(frozen=True)
+class _PrivacyNumbers:
+    epsilon_budget: float = PrivacySettings.epsilon_budget
+    delta_budget: float = PrivacySettings.delta_budget
 
 
 def _limits_table(raw: dict, key: str, kind: type, where: str):

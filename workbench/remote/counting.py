@@ -54,6 +54,7 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
 
     import numpy as np
 
+    from workbench.imaging.aggregate import CSD_EDGES_UM, primary_diameters
     from workbench.imaging.pipeline import analyze
 
     started = time.perf_counter()
@@ -65,18 +66,17 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
     for done, frame in enumerate(frames, start=1):
         report = analyze(frame, camera=images["camera"], pixel_size_um=images["pixel_size_um"])
         counts.append(report.count)
-        for record in report.objects:
-            members = int(record["members"])
-            if members > 0:  # removed imperfections have no members
-                primary += [record["diameter_um"] / np.sqrt(members)] * members
-                grouped += members if members > 1 else 0
+        diameters, in_agglomerates = primary_diameters(report)
+        primary += diameters
+        grouped += in_agglomerates
         # Each progress report is a database write on the datasite: at most one a second.
         if datasite is not None and (time.perf_counter() - last_report >= 1 or done == len(frames)):
             datasite.increment_progress(done - reported)
             reported, last_report = done, time.perf_counter()
     total = int(sum(counts))
     d10, d50, d90 = np.percentile(primary, [10, 50, 90]) if primary else (0.0, 0.0, 0.0)
-    histogram, _ = np.histogram(np.clip(primary, 0, 199.9), bins=np.arange(0, 210, 10))
+    edges = np.asarray(CSD_EDGES_UM)
+    histogram, _ = np.histogram(np.clip(primary, 0, edges[-1] - 0.1), bins=edges)
     return {
         "images": len(frames),
         "mean_count": round(float(np.mean(counts)), 2) if counts else 0.0,
@@ -110,3 +110,31 @@ def mean_intensity(images: dict, datasite: Any = None) -> dict:
         if datasite is not None:
             datasite.increment_progress()
     return {"images": len(frames), "mean_intensity": round(float(np.mean(means)), 3)}
+
+
+def crystal_rows(images: dict, datasite: Any = None) -> dict:
+    """One row of sums per image, for pooled requests (see :mod:`workbench.remote.pooling`).
+
+    Each row is :meth:`~workbench.imaging.aggregate.CrystalAggregate.vector` of one
+    image: images (1), primary crystals, crystals in agglomerates, particles,
+    agglomerates, imperfections removed, and the 10 µm crystal size histogram. The rows
+    stay at the factory: its datasite sums (and clamps, noises, masks) them and
+    releases only the pooled share.
+
+    Examples
+    --------
+    >>> from workbench.remote.upload import image_batch
+    >>> import numpy as np
+    >>> rows = crystal_rows(image_batch([np.full((64, 64), 9, np.uint8)], ["a"], "legacy", 2.0))
+    >>> len(rows["rows"]), rows["rows"][0][:2]
+    (1, [1.0, 0.0])
+    """
+    from workbench.imaging.aggregate import aggregate_report
+    from workbench.imaging.pipeline import analyze
+
+    return {
+        "rows": [
+            aggregate_report(analyze(frame, images["camera"], images["pixel_size_um"])).vector()
+            for frame in images["images"]
+        ]
+    }

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,7 +43,12 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.remote.config import DatasiteConfig, load_config
-from workbench.remote.identity import admin_password, load_or_create_identity
+from workbench.remote.identity import (
+    IDENTITY_FILE,
+    PASSWORD_FILE,
+    admin_password,
+    load_or_create_identity,
+)
 
 PID_FILE = "datasite.pid"
 READY_FILE = "datasite.ready"
@@ -177,8 +184,19 @@ def datasite_pid(config: DatasiteConfig) -> int | None:
 
 def is_answering(config: DatasiteConfig, timeout: float = 2.0) -> bool:
     """True if something answers syft's metadata route on the datasite's port."""
+    return url_answers(config.url, timeout)
+
+
+def url_answers(url: str, timeout: float = 2.0) -> bool:
+    """True if a datasite answers syft's metadata route at `url`.
+
+    Examples
+    --------
+    >>> url_answers("http://127.0.0.1:9", timeout=0.5)  # nothing listens on port 9
+    False
+    """
     try:
-        with urllib.request.urlopen(f"{config.url}/api/v2/metadata", timeout=timeout) as reply:
+        with urllib.request.urlopen(f"{url}/api/v2/metadata", timeout=timeout) as reply:
             return reply.status == 200
     except OSError:
         return False
@@ -221,6 +239,7 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
         raise WorkbenchError(f"admin_email {config.admin_email!r}: {error}") from None
     state = config.state_dir
     _private_folder(state)
+    check_state(config)
     identity = load_or_create_identity(state)
     password = admin_password(state, config.password_env)
     # syft reads these once, when its server module is imported: the pinned identity
@@ -242,9 +261,10 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
 
     for name in secrets:  # keep them out of the server child's environment
         del os.environ[name]
-    from workbench.remote import _hardening, _patches, _syft_fixes
+    from workbench.remote import _hardening, _patches, _recovery, _syft_fixes
 
     _patches.install(_syft_fixes.patches())  # restart and speed fixes: always on
+    _patches.install(_recovery.patches(config))  # crash recovery: always on
     if hardening:
         _patches.install(_hardening.patches(config))
 
@@ -285,6 +305,82 @@ def main(argv: list[str] | None = None) -> None:
         # start_datasite quotes the last lines of the log: make the last one the reason.
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def check_state(config: DatasiteConfig) -> None:
+    """Refuse to start on a damaged or incomplete state folder, naming the file.
+
+    Checked before anything starts, so a bad state folder never gives a half-started
+    server: the identity (``identity.json``) parses, and is there whenever the
+    database is; the SQLite database passes ``PRAGMA quick_check``, and is there
+    whenever blobs or held results are; the admin password file is there whenever the
+    database is (unless the password comes from the environment); every held result
+    parses. A state folder without a database is a new factory.
+
+    Raises
+    ------
+    WorkbenchError
+        One line: the file, what is wrong with it, what to do.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from workbench.remote.config import config_from_dict
+    >>> state = pathlib.Path(tempfile.mkdtemp())
+    >>> check_state(config_from_dict({"name": "factory-x", "state": str(state)}))  # new
+    >>> _ = (state / "identity.json").write_text("{not json")
+    >>> check_state(config_from_dict({"name": "factory-x", "state": str(state)}))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    workbench.errors.WorkbenchError: .../identity.json: damaged datasite identity file (...)
+    """
+    state = config.state_dir
+    restore = "restore the factory from a backup (workbench datasite restore BACKUP CONFIG)"
+    database = None if config.db_url else state / "datasite.sqlite"
+    has_database = database is not None and database.exists()
+    if (state / IDENTITY_FILE).exists():
+        load_or_create_identity(state)  # raises, naming the file, if it does not parse
+    elif has_database:
+        raise WorkbenchError(
+            f"{state / IDENTITY_FILE} is missing but {database.name} holds this factory's "
+            f"data: without its identity the datasite cannot open it; {restore}"
+        )
+    if has_database:
+        _check_sqlite(database, restore)
+        from_env = bool(config.password_env and os.environ.get(config.password_env))
+        if not from_env and not (state / PASSWORD_FILE).exists():
+            raise WorkbenchError(
+                f"{state / PASSWORD_FILE} is missing and {config.password_env or 'no variable'}"
+                f" is not set: set {config.password_env or 'password_env'} to the admin "
+                f"password, or {restore}"
+            )
+    elif database is not None and _holds_data(state):
+        raise WorkbenchError(
+            f"{database} is missing but {state} holds this factory's blobs or held "
+            f"results: {restore}"
+        )
+    for path in sorted((state / "held").glob("*.json")):
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise WorkbenchError(f"{path}: damaged held result ({error}); {restore}") from None
+
+
+def _check_sqlite(database: Path, restore: str) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=10)) as connection:
+            verdict = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.Error as error:
+        verdict = str(error)
+    if verdict != "ok":
+        raise WorkbenchError(f"{database}: damaged database ({verdict}); {restore}")
+
+
+def _holds_data(state: Path) -> bool:
+    """True if `state` has blob files or held results (an old factory's data)."""
+    blobs = (path for path in state.glob("*/blob/*") if path.is_file())
+    return next(blobs, None) is not None or any((state / "held").glob("*.json"))
 
 
 def _private_folder(folder: Path) -> None:
@@ -350,7 +446,7 @@ def _log_tail(config: DatasiteConfig) -> str:
         text = config.state_file(LOG_FILE).read_text(errors="replace").strip().splitlines()
     except OSError:
         return "(no log)"
-    errors = [line.strip() for line in text if line.startswith("error: ")]
+    errors = [line.strip()[len("error: ") :] for line in text if line.startswith("error: ")]
     last = errors[-1] if errors else (text[-1].strip() if text else "(empty log)")
     return f"{last} (log: {config.state_file(LOG_FILE)})"
 

@@ -64,4 +64,4 @@ def run_on_private(session: AdminSession, request: Any) -> SandboxOutcome:
                     f"of {session.name}"
                 )
             kwargs[param] = assets[str(asset_id)].data
-    return run_code(session, request, kwargs)
+    return run_code(session, request, kwargs, on="private")

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.privacy import audit
 from workbench.remote import held as held_store
 from workbench.remote._syft_calls import code_inputs, quiet, reason, status_name
 from workbench.remote.admin import AdminSession
@@ -101,16 +102,29 @@ def try_on_mock(session: AdminSession, request: Any) -> SandboxOutcome:
     return run_code(session, request, kwargs)
 
 
-def run_code(session: AdminSession, request: Any, kwargs: dict[str, Any]) -> SandboxOutcome:
-    """Run the request's code on `kwargs` in the factory's sandbox (trials and releases)."""
+def run_code(
+    session: AdminSession, request: Any, kwargs: dict[str, Any], *, on: str = "mock"
+) -> SandboxOutcome:
+    """Run the request's code on `kwargs` in the factory's sandbox; log it as a trial."""
     code = request.code
-    return run_in_sandbox(
+    outcome = run_in_sandbox(
         code.raw_code,
         code.service_func_name,
         kwargs,
         session.limits,
         hidden=(session.config.state_dir,),
     )
+    audit.append(
+        session.config.state_dir,
+        "trial",
+        actor=session.config.admin_email,
+        request=str(request.id),
+        data=on,
+        ok=outcome.ok,
+        limit=outcome.limit,
+        seconds=outcome.seconds,
+    )
+    return outcome
 
 
 def result_violation(session: AdminSession, outcome: SandboxOutcome) -> str | None:
@@ -189,6 +203,15 @@ def approve_with_result(
         )
     if override:
         _record_override(request)
+    audit.append(
+        session.config.state_dir,
+        "release",
+        actor=session.config.admin_email,
+        request=str(request.id),
+        computed_by="admin",
+        sha256=audit.value_digest(value),
+        bytes=len(str(value)),
+    )
     _call(
         request.deposit_result,
         f"releasing a result for {request.code.service_func_name}",

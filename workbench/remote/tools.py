@@ -50,6 +50,7 @@ from typing import Any
 import workbench
 from workbench.errors import WorkbenchError
 from workbench.imaging.pipeline import METHODS
+from workbench.privacy import audit
 
 # Root that file paths in a manifest are relative to (the folder holding `workbench/`).
 INSTALL_ROOT = Path(workbench.__file__).resolve().parent.parent
@@ -324,6 +325,15 @@ def record_decision(
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as out:
         json.dump({"decisions": [*records, record]}, out, indent=1)
     os.replace(out.name, path)
+    audit.append(
+        state_dir,
+        "adoption",
+        actor=decided_by,
+        request=f"{manifest.name} {manifest.version}",
+        decision=decision,
+        tool_hash=manifest.tool_hash,
+        reason=reason,
+    )
     return record
 
 
@@ -465,9 +475,15 @@ def inbox(session: Any) -> list[Publication]:
         code = request.code
         if not code.service_func_name.startswith(REQUEST_PREFIX):
             continue
-        found.append(Publication(manifest_from_source(code.raw_code),
-                                 request.requesting_user_email, status_name(request.status),
-                                 str(request.request_time), request))
+        found.append(
+            Publication(
+                manifest_from_source(code.raw_code),
+                request.requesting_user_email,
+                status_name(request.status),
+                str(request.request_time),
+                request,
+            )
+        )
     return sorted(found, key=lambda publication: publication.submitted, reverse=True)
 
 
@@ -517,8 +533,9 @@ def decline(config: Any, name: str, version: str, why: str) -> dict[str, Any]:
         raise WorkbenchError(f"declining {name} {version}: a reason for the researcher is required")
     publication = _find_publication(config, name, version)
     _decide(publication, f"declining {name} {version}", "deny", reason=why.strip())
-    return record_decision(config.state_dir, publication.manifest, config.admin_email,
-                           "declined", why.strip())
+    return record_decision(
+        config.state_dir, publication.manifest, config.admin_email, "declined", why.strip()
+    )
 
 
 def _decide(publication: Publication, what: str, method: str, **kwargs: Any) -> None:

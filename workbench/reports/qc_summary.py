@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.imaging.aggregate import primary_diameters
 from workbench.imaging.measure import csd_histogram, csd_percentiles
 from workbench.imaging.pipeline import analyze
 
@@ -94,11 +95,9 @@ def qc_summary(
         particles += report.particles
         agglomerates += report.agglomerates
         artifacts += report.artifacts_removed
-        for record in report.objects:
-            members = int(record["members"])
-            if members > 0:  # removed imperfections have no members
-                primary.extend([record["diameter_um"] / np.sqrt(members)] * members)
-                grouped += members if members > 1 else 0
+        diameters, in_agglomerates = primary_diameters(report)
+        primary += diameters
+        grouped += in_agglomerates
         if datasite is not None:
             datasite.increment_progress()
     histogram, edges = csd_histogram(np.asarray(primary), bins=int(csd_bins))
