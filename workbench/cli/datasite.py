@@ -71,11 +71,15 @@ def status(config: str) -> None:
     from workbench.remote.launch import datasite_pid
 
     site = _config(config)
-    summary = datasite_summary(_running_admin(site))
+    admin = _running_admin(site)
+    summary = datasite_summary(admin)
     click.echo(f"{site.name}: up on {site.url} (pid {datasite_pid(site)})")
     click.echo(f"  datasets: {', '.join(summary['datasets']) or '(none)'}")
     click.echo(f"  accounts: {summary['users']}")
     click.echo(f"  pending requests: {summary['pending_requests']}")
+    from workbench.remote._recovery import describe, interrupted_runs
+
+    click.echo(f"  runs interrupted by a restart: {describe(interrupted_runs(admin.client))}")
 
 
 @datasite.command(help="Upload the images in FOLDER to CONFIG's datasite as dataset NAME.")
@@ -137,3 +141,45 @@ def add_researcher(
     click.echo(f"researcher {email} added to {site.name}")
     if password is None:
         click.echo(f"password (shown once): {created}")
+
+
+@datasite.command(
+    help="Back up CONFIG's datasite (database, blobs, identity, config, held results) into "
+    "the new folder DEST, also while it runs."
+)
+@click.argument("config")
+@click.argument("dest", type=click.Path(path_type=Path))
+def backup(config: str, dest: Path) -> None:
+    from workbench.remote.backup import backup_datasite
+
+    done = backup_datasite(_config(config), dest)
+    click.echo(
+        f"{done.factory} backed up to {done.folder}: {done.files} files, {done.megabytes:.1f} MB "
+        f"({done.databases} database snapshot(s), {done.blobs} blob(s)) in {done.seconds:.1f} s"
+    )
+
+
+@datasite.command(
+    help="Restore the backup folder BACKUP as the datasite of CONFIG (written from the backup "
+    "if it does not exist) and start it: same identity, same data."
+)
+@click.argument("backup", type=click.Path(path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--start/--no-start", default=True, show_default=True, help="Start it once restored.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for it.")
+def restore(backup: Path, config: Path, start: bool, timeout: float) -> None:
+    from workbench.remote.backup import restore_datasite
+
+    done = restore_datasite(backup, config, start=start, timeout=timeout)
+    click.echo(
+        f"{done.factory} restored into {done.state_dir}: {done.files} files, "
+        f"{done.megabytes:.1f} MB, checksums verified, in {done.seconds:.1f} s"
+    )
+    site = _config(str(done.config))
+    if done.pid is None:
+        click.echo(f"start it with: workbench datasite up {done.config}")
+    else:
+        click.echo(
+            f"{site.name} is up on {site.url} (pid {done.pid}) with identity "
+            f"{done.server_uid[:12]}...: researchers log in as before"
+        )
