@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -32,6 +33,7 @@ from workbench.remote.config import DatasiteConfig, load_config
 
 Clients = dict[str, Any]  # factory name -> logged-in syft DatasiteClient
 _FAILED = ("errored", "interrupted")
+_STATUS_COLUMNS = ["factory", "request", "reason", "job", "progress", "release"]
 
 
 def datasite_url(site: DatasiteConfig | str | Path) -> str:
@@ -167,48 +169,62 @@ def submit(
 def status_table(clients: Clients, function_name: str) -> pd.DataFrame:
     """Request and job status of `function_name` on every datasite.
 
-    Columns: ``factory``, ``request`` (pending / approved / rejected / not submitted),
-    ``reason`` (why it was denied or withheld), ``job`` (status of the latest run),
+    Columns: ``factory``, ``request`` (pending / approved / rejected / not submitted,
+    or ``unreachable`` while the datasite does not answer), ``reason`` (why it was
+    denied, withheld or interrupted, or why the datasite cannot be reached), ``job``
+    (status of the latest run: ``interrupted`` if the datasite stopped while it ran),
     ``progress`` (a percentage the datasite sets) and ``release`` (``held`` while the
     result waits for the factory admin, ``released``, ``withheld``, or empty).
     """
     rows = []
     for factory, client in clients.items():
-        code = _latest_code(client, function_name)
-        row = {
-            "factory": factory,
-            "request": "not submitted",
-            "reason": "",
-            "job": "",
-            "progress": "",
-            "release": "",
-        }
-        if code is not None:
-            request = _request_for(client, code)
-            row["request"] = status_name(request.status) if request else "unknown"
-            if request is not None and row["request"] == "rejected":
-                row["reason"] = _text(request.deny_reason)
-            job = _latest_job(client, code)
-            if job is not None:
-                row["job"] = status_name(job.status)
-                if job.n_iters:
-                    row["progress"] = f"{100 * (job.current_iter or 0) // job.n_iters}%"
-                row["release"] = _release_state(request, job)
-                if row["release"] == "withheld":
-                    row["reason"] = held.withheld_reason(list(request.tags)) or ""
-        rows.append(row)
-    columns = ["factory", "request", "reason", "job", "progress", "release"]
-    return pd.DataFrame(rows, columns=columns)
+        try:
+            rows.append(_status_row(factory, client, function_name))
+        except Exception:
+            down = _down_message(factory, client)
+            if down is None:
+                raise
+            row = _status_row(factory, None, function_name)
+            rows.append({**row, "request": "unreachable", "reason": down})
+    return pd.DataFrame(rows, columns=_STATUS_COLUMNS)
 
 
-def start_runs(clients: Clients, function_name: str) -> dict[str, Any]:
+def _status_row(factory: str, client: Any | None, function_name: str) -> dict[str, str]:
+    """One row of :func:`status_table` (an empty one when `client` is None)."""
+    row = dict.fromkeys(_STATUS_COLUMNS, "")
+    row.update(factory=factory, request="not submitted")
+    code = _latest_code(client, function_name) if client is not None else None
+    if code is None:
+        return row
+    request = _request_for(client, code)
+    row["request"] = status_name(request.status) if request else "unknown"
+    if request is not None and row["request"] == "rejected":
+        row["reason"] = _text(request.deny_reason)
+    job = _latest_job(client, code)
+    if job is not None:
+        row["job"] = status_name(job.status)
+        if job.n_iters:
+            row["progress"] = f"{100 * (job.current_iter or 0) // job.n_iters}%"
+        row["release"] = _release_state(request, job)
+        if row["release"] == "withheld":
+            row["reason"] = held.withheld_reason(list(request.tags)) or ""
+        elif row["job"] == "interrupted":
+            row["reason"] = _text(getattr(job.result, "message", ""))
+    return row
+
+
+def start_runs(
+    clients: Clients, function_name: str, notify: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Start `function_name` as a job on every datasite that approved it.
 
     Datasites where the request is pending or denied are left out (see
     :func:`status_table`), and so are those where it is running or has run, or whose
     result is held for the admin's review; a run that failed (for instance refused
     by the output rule) is started again, and so is one whose held result the admin
-    has released: that run receives the released value.
+    has released (that run receives the released value) and one interrupted by a
+    restart of its datasite (its approval stands). A datasite that does not answer is
+    left out too, with a message to `notify` (default: stderr) naming it.
 
     Returns
     -------
@@ -217,17 +233,31 @@ def start_runs(clients: Clients, function_name: str) -> dict[str, Any]:
     """
     jobs = {}
     for factory, client in clients.items():
-        code = _latest_code(client, function_name)
-        request = _request_for(client, code) if code is not None else None
-        if request is None or status_name(request.status) != "approved":
-            continue
-        previous = _latest_job(client, code)
-        if previous is not None and status_name(previous.status) not in _FAILED:
-            continue
-        if previous is not None and _release_state(request, previous) in ("held", "withheld"):
-            continue
-        jobs[factory] = _start_run(factory, client, code)
+        try:
+            code = _startable_code(client, function_name)
+            if code is not None:
+                jobs[factory] = _start_run(factory, client, code)
+        except Exception:
+            down = _down_message(factory, client)
+            if down is None:
+                raise
+            message = f"{down}: {function_name} not started there; start it again once it is back"
+            (notify or _to_stderr)(message)
     return jobs
+
+
+def _startable_code(client: Any, function_name: str) -> Any | None:
+    """The approved code of `function_name` if a run of it may start now."""
+    code = _latest_code(client, function_name)
+    request = _request_for(client, code) if code is not None else None
+    if request is None or status_name(request.status) != "approved":
+        return None
+    previous = _latest_job(client, code)
+    if previous is not None and status_name(previous.status) not in _FAILED:
+        return None
+    if previous is not None and _release_state(request, previous) in ("held", "withheld"):
+        return None
+    return code
 
 
 def _start_run(factory: str, client: Any, code: Any) -> Any:
@@ -249,6 +279,8 @@ def wait_for_results(
     poll_seconds: float = 0.1,
     clock: Callable[[], float] = time.monotonic,
     release_wait: float = 0.0,
+    notify: Callable[[str], None] | None = None,
+    restart_interrupted: bool = True,
 ) -> pd.DataFrame:
     """Wait until every started run of `function_name` has finished, then :func:`collect`.
 
@@ -257,6 +289,12 @@ def wait_for_results(
     that time, the run that fetches the released value is started and waited for.
     Call this again after a later release.
 
+    A datasite that stops answering is named at once through `notify` (default: a
+    line on stderr) and waited for; when it answers again the wait resumes (also
+    said), and a run that its restart interrupted is started again, once per
+    factory, unless `restart_interrupted` is False (its approval stands: no new
+    review is needed).
+
     Polls every `poll_seconds` at first, then every 3 % of the time waited so far (at
     most every 2 s): a finished run is noticed late by at most 3 % of its duration,
     and a long run is not slowed by a stream of status requests to its datasite.
@@ -264,33 +302,92 @@ def wait_for_results(
     Raises
     ------
     WorkbenchError
-        If a run is still going after `timeout` seconds (the message names the factories).
+        If a run is still going after `timeout` seconds, or a datasite has not come
+        back by then (the message names the factories).
+
+    Examples
+    --------
+    >>> said = []
+    >>> table = wait_for_results(factories, "count_crystals", notify=said.append)  # doctest: +SKIP
+    >>> said  # doctest: +SKIP
+    ['factory-a stopped answering at http://127.0.0.1:8081; waiting for it to come back',
+     'factory-a answers again after 21 s; the wait resumes',
+     'factory-a: count_crystals was interrupted by the restart; started again']
     """
+    notify = notify or _to_stderr
     started = clock()
     deadline = started + timeout
-    codes = {factory: _latest_code(client, function_name) for factory, client in clients.items()}
+    codes: dict[str, Any] = {}
+    down: dict[str, float] = {}  # factory -> since when it does not answer
+    restarted: set[str] = set()
     while True:
         running, held_back = [], []
         for factory, client in clients.items():
-            code = codes[factory]
-            job = _latest_job(client, code) if code is not None else None
-            if job is None:
-                continue
-            state = _release_state(_request_for(client, code), job) if job.resolved else ""
-            if not job.resolved:
-                running.append(factory)
-            elif state == "released":
-                _start_run(factory, client, code)  # fetch the value the admin released
+            try:
+                if factory not in codes:
+                    codes[factory] = _latest_code(client, function_name)
+                state = _run_state(client, codes[factory])
+                if factory in down:
+                    waited = clock() - down.pop(factory)
+                    notify(f"{factory} answers again after {waited:.0f} s; the wait resumes")
+                if state == "interrupted" and restart_interrupted and factory not in restarted:
+                    _start_run(factory, client, codes[factory])
+                    restarted.add(factory)
+                    state = "running"
+                    notify(
+                        f"{factory}: {function_name} was interrupted by a restart; started again"
+                    )
+                elif state == "released":
+                    _start_run(factory, client, codes[factory])  # fetch the released value
+                    state = "running"
+            except Exception:
+                if _down_message(factory, client) is None:
+                    raise
+                if factory not in down:
+                    down[factory] = clock()
+                    url = _url_of(client)
+                    notify(f"{factory} stopped answering at {url}; waiting for it to come back")
+                state = "running"
+            if state == "running":
                 running.append(factory)
             elif state == "held":
                 held_back.append(factory)
         if not running and not (held_back and clock() < started + release_wait):
             return collect(clients, function_name)
         if clock() > deadline:
+            gone = f"; not answering: {', '.join(down)}" if down else ""
             raise WorkbenchError(
-                f"{function_name} still running after {timeout:.0f} s on {', '.join(running)}"
+                f"{function_name} still running after {timeout:.0f} s on {', '.join(running)}{gone}"
             )
         time.sleep(min(2.0, max(poll_seconds, 0.03 * (clock() - started))))
+
+
+def _run_state(client: Any, code: Any | None) -> str:
+    """``running``, ``interrupted``, ``held``, ``released``, ``withheld`` or empty."""
+    job = _latest_job(client, code) if code is not None else None
+    if job is None:
+        return ""
+    if not job.resolved:
+        return "running"
+    if status_name(job.status) == "interrupted":
+        return "interrupted"
+    return _release_state(_request_for(client, code), job)
+
+
+def _url_of(client: Any) -> str:
+    return str(getattr(getattr(client, "connection", None), "url", "") or "")
+
+
+def _down_message(factory: str, client: Any) -> str | None:
+    """``datasite X does not answer at URL``, or None if it answers."""
+    from workbench.remote.launch import url_answers
+
+    url = _url_of(client)
+    return None if url and url_answers(url) else f"datasite {factory} does not answer at {url}"
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def collect(clients: Clients, function_name: str) -> pd.DataFrame:
