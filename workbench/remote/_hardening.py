@@ -424,8 +424,8 @@ def _audit_approvals(original, config: DatasiteConfig):
 
 def _audit_denials(original, config: DatasiteConfig):
     @functools.wraps(original)
-    def undo(self, context, uid, reason):
-        result = original(self, context, uid, reason)
+    def undo(self, context, uid, reason, **kwargs):
+        result = original(self, context, uid, reason, **kwargs)
         audit.append(
             config.state_dir,
             "decision",
@@ -452,9 +452,9 @@ def _audit_tags(original, config: DatasiteConfig):
     """Releases, withholdings, overrides and approved code hashes are request tags."""
 
     @functools.wraps(original)
-    def set_tags(self, context, request, tags):
+    def set_tags(self, context, request, tags, **kwargs):
         before = set(self.stash.get_by_uid(context.credentials, request.id).unwrap().tags)
-        result = original(self, context, request, tags)
+        result = original(self, context, request, tags, **kwargs)
         for tag in [tag for tag in tags if tag not in before]:
             for prefix, kind, field in _TAG_KINDS:
                 if tag.startswith(prefix):

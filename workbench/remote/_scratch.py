@@ -16,19 +16,46 @@ def free_port() -> int:
 
 
 def scratch_config(
-    root: Path, name: str, camera: str = "legacy", admin_email: str = "", release: str = "review"
+    root: Path,
+    name: str,
+    camera: str = "legacy",
+    admin_email: str = "",
+    release: str = "review",
+    extra: str = "",
 ) -> DatasiteConfig:
     """Write ``root/<name>.toml`` (free port, state in ``root/state/<name>``) and load it.
 
-    The admin password is generated into the state folder (no environment variable).
+    The admin password is generated into the state folder (no environment variable);
+    `extra` is appended to the TOML (tables such as ``[privacy]``).
     """
     path = root / f"{name}.toml"
     email = f'admin_email = "{admin_email}"\n' if admin_email else ""
     path.write_text(
         f'name = "{name}"\ncamera = "{camera}"\nport = {free_port()}\n'
-        f'state = "state/{name}"\npassword_env = ""\nrelease = "{release}"\n{email}'
+        f'state = "state/{name}"\npassword_env = ""\nrelease = "{release}"\n{email}{extra}'
     )
     return load_config(path)
+
+
+def pooling_peers(root: Path, names: list[str], privacy: str = "") -> dict[str, str]:
+    """Pooling keys for the factories `names` (state in ``root/state/<name>``), and for
+    each the ``[privacy]`` TOML text that names the others as peers (as their admins
+    would write it after exchanging ``workbench datasite pool-key`` output).
+
+    `privacy` holds further ``[privacy]`` lines (a budget). Returns ``{name: toml text}``.
+    """
+    from workbench.privacy.secure_sum import load_or_create_key, public_key_hex
+
+    public = {}
+    for name in names:
+        state = root / "state" / name
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        public[name] = public_key_hex(load_or_create_key(state))
+    return {
+        name: f"\n[privacy]\n{privacy}\n[privacy.peers]\n"
+        + "".join(f'{peer} = "{key}"\n' for peer, key in public.items() if peer != name)
+        for name in names
+    }
 
 
 def write_synthetic_images(folder: Path, camera: str, n_images: int, seed: int) -> Path:
