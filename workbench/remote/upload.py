@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
-from workbench.remote._syft_calls import quiet
+from workbench.remote._syft_calls import quiet, reason
 
 ImageBatch = dict[str, Any]
 MAX_BATCH_IMAGES = 20
@@ -339,15 +339,105 @@ def upload_batches(
                 mock=mock,
             )
         )
-    # syft's banners would land on stdout; its per-asset progress bar is on stderr.
-    sink = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
-    with quiet(), sink:
-        try:
-            admin.upload_dataset(dataset)
-        except Exception as error:  # syft raises its own exception types
-            raise WorkbenchError(
-                f"upload of dataset {name!r} to {admin.name} failed: {error}"
-            ) from None
+    dataset.mb_size = sum(image.nbytes for batch in batches for image in batch["images"]) / 1e6
+    stored = _StoredParts()
+    try:
+        with quiet():  # syft's banners would land on stdout
+            dataset.check()
+            _store_dataset(admin, dataset, stored, progress)
+    except Exception as error:  # syft raises its own exception types
+        raise WorkbenchError(
+            f"upload of dataset {name!r} to {admin.name} failed: {_why(error)}; "
+            f"{stored.take_back(admin)}"
+        ) from None
+
+
+@dataclass
+class _StoredParts:
+    """What an upload has stored so far: twins (action objects) and blob entries."""
+
+    twins: list = field(default_factory=list)
+    blobs: list = field(default_factory=list)
+
+    def take_back(self, admin: Any) -> str:
+        """Delete every stored part; say what the datasite kept of the upload."""
+        with quiet(), contextlib.redirect_stderr(io.StringIO()):
+            gone = [_deleted(admin.api.services.action.delete, uid) for uid in self.twins]
+            for uid in self.blobs:  # a blob whose twin was never stored: entry and file
+                _deleted(admin.api.services.blob_storage.delete, uid)
+        if not _answers(admin):
+            return (
+                "the datasite stopped answering: no dataset is visible, but parts of the "
+                "upload may stay in its blob folder"
+            )
+        if not all(gone):
+            return f"{gone.count(False)} stored batch(es) could not be deleted again"
+        return "nothing of it was kept"
+
+
+def _deleted(delete: Callable[[Any], Any], uid: Any) -> bool:
+    try:
+        delete(uid)
+    except Exception:  # not there (never allocated), or the datasite is gone
+        return False
+    return True
+
+
+def _answers(admin: Any) -> bool:
+    from workbench.remote.launch import url_answers
+
+    return url_answers(str(admin.connection.url))
+
+
+def _store_dataset(admin: Any, dataset: Any, stored: _StoredParts, progress: bool) -> None:
+    """syft's ``upload_dataset``, step by step, recording each part it stores in `stored`.
+
+    Each blob's id is chosen before it is written, so a blob whose write fails
+    half-way (a full disk, a dead datasite) can be found and deleted again. The
+    dataset itself is added last: until then no researcher sees any of it.
+    """
+    from syft.client.datasite_client import add_default_uploader
+    from syft.service.action.action_object import ActionObject
+    from syft.types.twin_object import TwinObject
+    from syft.types.uid import UID
+
+    user = admin.users.get_current_user()
+    add_default_uploader(user, dataset)
+    for asset in tqdm(dataset.asset_list, desc="uploading", unit="asset", disable=not progress):
+        add_default_uploader(user, asset)
+        twin = TwinObject(
+            private_obj=ActionObject.from_obj(asset.data),
+            mock_obj=ActionObject.from_obj(asset.mock),
+            syft_server_location=admin.id,
+            syft_client_verify_key=admin.verify_key,
+        )
+        halves = (twin.private_obj, twin.mock_obj)
+        for half in halves:
+            half.syft_blob_storage_entry_id = UID()
+            stored.blobs.append(half.syft_blob_storage_entry_id)
+        twin._save_to_blob_storage().unwrap()
+        for half in halves:
+            if not half.syft_action_saved_to_blob_store:  # small: kept in the database
+                half.syft_blob_storage_entry_id = None
+        admin.api.services.action.set(twin)
+        stored.twins.append(twin.id)
+        asset.action_id, asset.server_uid = twin.id, admin.id
+    admin.api.services.dataset.add(dataset=dataset)
+
+
+def _why(error: Exception) -> str:
+    """The reason of a failed upload; a full disk is said so.
+
+    Examples
+    --------
+    >>> _why(OSError(28, "No space left on device"))
+    "the datasite's disk is full ([Errno 28] No space left on device)"
+    """
+    text = reason(error)
+    if "No space left" not in text and "Errno 28" not in text:
+        return text
+    start = text.find("[Errno")
+    return f"the datasite's disk is full ({text[start:] if start >= 0 else text})"
 
 
 def _check_new_dataset(admin: Any, name: str) -> None:
