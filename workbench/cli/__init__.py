@@ -18,6 +18,14 @@ from workbench.errors import WorkbenchError
 
 # name -> ("module:attribute" of a click command, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": (
+        "workbench.cli.audit:audit",
+        "Show, verify and export a factory's hash-chained audit log.",
+    ),
+    "privacy": (
+        "workbench.cli.privacy:privacy",
+        "A factory's pooling key and its researchers' privacy budgets.",
+    ),
     "bench-remote": (
         "workbench.cli.bench_remote:bench_remote",
         "Measure datasite launch, upload speed and the remote round-trip overhead.",
