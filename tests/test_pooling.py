@@ -96,6 +96,8 @@ def test_dp_budget_is_spent_refused_once_gone_and_kept_across_a_restart(sites):
     assert noisy.mode == "secure+dp" and noisy.epsilon == 1.5
     config_b = sites["configs"]["factory-b"]
     assert budget.spent(config_b.state_dir, RESEARCHER) == 1.5
+    left = client.collect(sites["r"], "crystal_rows").set_index("factory")["epsilon_left"]
+    assert left.tolist() == [0.5, 0.5, 0.5]  # the researcher sees what is left
     with pytest.raises(WorkbenchError, match="privacy budget"):
         answer(sites, {"secure": True, "epsilon": 1.0, "delta": 1e-6})
     stop_datasite(config_b)

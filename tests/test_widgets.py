@@ -165,6 +165,10 @@ def test_tracker_follows_requests_starts_approved_runs_and_shows_results(sites, 
     inbox.release_held_button.click()
     assert "result released" in inbox.message.value
     assert token not in [t for _, t in inbox.held_list.options]
+    # The release, the hold and the run are in the audit tab, on a whole chain.
+    assert "The hash chain is whole" in inbox.audit_view.value
+    assert all(kind in inbox.audit_view.value for kind in ("release", "held", "run"))
+    assert "Each researcher may spend" in inbox.budget_view.value
 
     tracker.run_button.click()  # fetches the released value
     client.wait_for_results(researcher, "mean_intensity", timeout=120)

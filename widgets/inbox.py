@@ -22,10 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
+import pandas as pd
 
-from widgets._html import code_html, notice_html, value_html
+from widgets._html import code_html, notice_html, table_html, value_html
 from widgets._quiet import run_quietly
 from workbench.errors import WorkbenchError
+from workbench.privacy import audit, budget
 from workbench.remote import browse, release, review
 from workbench.remote.admin import AdminSession
 from workbench.remote.held import HeldResult
@@ -71,6 +73,12 @@ class ReviewInbox:
         Required to withhold; shown to the researcher.
     release_held_button, withhold_button : Button
         Release the selected held result, or withhold it with the reason.
+    audit_view : HTML
+        The factory's audit log, newest entries first, and whether its chain is whole.
+    budget_view : HTML
+        Privacy loss each researcher has spent here, and what is left.
+    tabs : Tab
+        "Held results", "Audit log" and "Privacy budget".
     widget : VBox
         The whole inbox (what a notebook displays).
     """
@@ -124,6 +132,8 @@ class ReviewInbox:
         self.withhold_button = w.Button(
             description="Withhold", button_style="danger", icon="ban", disabled=True
         )
+        self.audit_view = w.HTML()
+        self.budget_view = w.HTML()
         self.message = w.HTML()
         self.widget = self._layout()
 
@@ -190,6 +200,8 @@ class ReviewInbox:
             for h in self.held.values()
         ]
         self._show_held()
+        self.audit_view.value = _audit_html(self.session.config.state_dir)
+        self.budget_view.value = _budget_html(self.session)
 
     def release_held(self) -> None:
         """Release the selected held result to its researcher."""
@@ -319,13 +331,16 @@ class ReviewInbox:
                 w.HBox([self.release_held_button, self.withhold_button]),
             ]
         )
+        self.tabs = w.Tab(children=[held, self.audit_view, self.budget_view])
+        for index, title in enumerate(("Held results", "Audit log", "Privacy budget")):
+            self.tabs.set_title(index, title)
         return w.VBox(
             [
                 w.HTML("<h3>Code requests</h3>"),
                 top,
                 self.requests_list,
                 w.HBox([left, right]),
-                held,
+                self.tabs,
             ]
         )
 
@@ -421,6 +436,42 @@ def _findings_html(found: list) -> str:
         for f in found
     )
     return f"<ul style='color:#cf222e'>{items}</ul>"
+
+
+def _audit_html(state_dir: Any, last: int = 25) -> str:
+    broken = audit.verify(state_dir)
+    head = (
+        notice_html(f"The chain is broken: {broken}", "error")
+        if broken
+        else notice_html("The hash chain is whole.", "ok")
+    )
+    rows = [
+        {
+            "#": e["seq"],
+            "time": e["time"][:19],
+            "kind": e["kind"],
+            "who": e["actor"],
+            "request": e["request"][:12],
+            "details": ", ".join(f"{k}={v}" for k, v in e["details"].items())[:120],
+        }
+        for e in reversed(audit.entries(state_dir)[-last:])
+    ]
+    return head + (table_html(pd.DataFrame(rows)) if rows else "")
+
+
+def _budget_html(session: AdminSession) -> str:
+    state, total = session.config.state_dir, session.config.privacy.epsilon_budget
+    researchers = sorted({e["actor"] for e in audit.entries(state, kind="budget")})
+    rows = [
+        {
+            "researcher": r,
+            "spent ε": round(budget.spent(state, r), 3),
+            "left ε": round(total - budget.spent(state, r), 3),
+        }
+        for r in researchers
+    ]
+    note = notice_html(f"Each researcher may spend ε = {total:g} here.")
+    return note + (table_html(pd.DataFrame(rows)) if rows else "")
 
 
 def _verdict_html(violation: str | None) -> str:

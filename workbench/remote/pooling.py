@@ -15,9 +15,10 @@ clamping each image to ``max_per_image`` when noise is asked for, adds its OpenD
 (:mod:`workbench.privacy.budget`: Laplace for a factory's own answer, a Gaussian share
 for a secure pooled one), masks the sum with the pairwise masks of the round
 (:mod:`workbench.privacy.secure_sum`, keys of the peers from its own TOML), checks the
-budget and logs the spend. What it releases is ``{"round", "factory", "names", "mode",
-"vector" | "masked", "epsilon", "delta"}``. :func:`combine` adds the released vectors
-back into one :class:`~workbench.imaging.aggregate.CrystalAggregate`.
+budget and logs the spend. What it releases is ``{"round", "factory", "mode",
+"vector" | "masked", "epsilon", "delta"}`` (and ``epsilon_left``, the researcher's
+remaining budget at that factory, when noise was asked for). :func:`combine` adds the
+released vectors back into one :class:`~workbench.imaging.aggregate.CrystalAggregate`.
 
 Examples
 --------
@@ -187,6 +188,8 @@ def datasite_release(
     if plan.epsilon is not None:
         total = _noised(total, plan)
         budget.record_spend(config.state_dir, researcher, request, plan.epsilon, plan.delta)
+        spent = budget.spent(config.state_dir, researcher)
+        epsilon_left = round(config.privacy.epsilon_budget - spent, 6)
         mode += "+dp"
     released: dict[str, Any] = {
         "round": plan.round,
@@ -195,6 +198,8 @@ def datasite_release(
         "epsilon": plan.epsilon,
         "delta": plan.delta if plan.epsilon is not None else None,
     }
+    if plan.epsilon is not None:
+        released["epsilon_left"] = epsilon_left  # the researcher's own budget here
     if plan.secure:
         key = secure_sum.load_or_create_key(config.state_dir)
         public = {**config.privacy.peers, config.name: secure_sum.public_key_hex(key)}
