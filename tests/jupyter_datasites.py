@@ -66,6 +66,7 @@ def shared_sites(request, tmp_path_factory) -> Sites:
     global _started
     if _started is not None:
         return _started
+    from workbench.remote._scratch import pooling_peers
     from workbench.remote.admin import add_researcher, admin_login
     from workbench.remote.config import load_config
     from workbench.remote.launch import running_datasites
@@ -73,11 +74,13 @@ def shared_sites(request, tmp_path_factory) -> Sites:
 
     folder = tmp_path_factory.mktemp("datasites")
     configs = {}
+    privacy = pooling_peers(folder, list(FACTORIES))  # they pool with each other
     for name, (camera, _) in FACTORIES.items():
         path = folder / f"{name}.toml"
         path.write_text(
             f'name = "{name}"\ncamera = "{camera}"\nport = {_free_port()}\n'
             f'state = "state/{name}"\npassword_env = "WORKBENCH_TEST_{name[-1].upper()}_PW"\n'
+            + privacy[name]
         )
         configs[name] = load_config(path)
     stack = contextlib.ExitStack()

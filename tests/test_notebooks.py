@@ -90,20 +90,16 @@ def test_data_owner_notebook_uploads_a_folder_and_shows_the_inbox(sites, tmp_pat
     assert "function" in text_of(cell_outputs(notebook, "requests_table("))
 
 
-def approve_when_submitted(sites, function_name, stop):
-    """Play both admins: approve `function_name` once pending, release its result once held."""
-    to_approve, to_release = set(sites.admins), set(sites.admins)
-    while to_release and not stop.wait(0.5):
-        for factory in list(to_approve):
-            for request in list_requests(sites.admins[factory], status="pending"):
-                if request.code.service_func_name == function_name:
+def approve_when_submitted(sites, function_names, stop):
+    """Play both admins: approve the functions' requests, release their held results."""
+    while not stop.wait(0.5):
+        for admin in sites.admins.values():
+            for request in list_requests(admin, status="pending"):
+                if request.code.service_func_name in function_names:
                     approve(request)
-                    to_approve.discard(factory)
-        for factory in list(to_release - to_approve):
-            for result in held(sites.admins[factory]):
-                if result.function == function_name:
-                    release(sites.admins[factory], result)
-                    to_release.discard(factory)
+            for result in held(admin):
+                if result.function in function_names:
+                    release(admin, result)
 
 
 def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
@@ -112,7 +108,9 @@ def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
     monkeypatch.setenv(PASSWORD_ENV, RESEARCHER_PASSWORD)
     stop = threading.Event()
     admins = threading.Thread(
-        target=approve_when_submitted, args=(sites, "count_seed_crystals", stop), daemon=True
+        target=approve_when_submitted,
+        args=(sites, {"count_seed_crystals", "crystal_rows"}, stop),
+        daemon=True,
     )
     admins.start()
     try:
@@ -126,6 +124,7 @@ def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
                 "review_wait_s": 300,
                 "run_timeout_s": 420,
                 "release_wait_s": 300,
+                "pooled_answers": True,
             },
             tmp_path,
         )
@@ -144,6 +143,12 @@ def test_researcher_notebook_submits_to_every_factory_and_plots_the_results(
         assert int(row.group(1)) == expected
     assert shows_png(cell_outputs(notebook, "plot_counts(results)"))
     assert shows_png(cell_outputs(notebook, "plot_csd(results)"))
+    pooled = text_of(cell_outputs(notebook, "pooling.pooled("))
+    expected = sum(qc_summary(private_batch(factory))["total_count"] for factory in sites.configs)
+    secure_row = re.search(r"factory-a \+ factory-b\s+secure\s+6\s+(\d+)", pooled)
+    assert secure_row is not None, pooled
+    assert int(secure_row.group(1)) == expected  # the masked sum is exact
+    assert "secure+dp" in pooled and "mock images" in pooled
 
 
 def test_train_notebook_trains_a_few_steps_and_scores_them(tmp_path):

@@ -11,12 +11,22 @@ import click
 @click.option("--images", "n_images", default=20, show_default=True, help="Legacy images.")
 @click.option("--upload-mb", default=100.0, show_default=True, help="MB to upload.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def bench_remote(n_images: int, upload_mb: float, as_json: bool) -> None:
+@click.option(
+    "--pooled",
+    is_flag=True,
+    help="Instead: what a pooled request (secure, secure + DP) costs over the plain one "
+    "on three factories.",
+)
+def bench_remote(n_images: int, upload_mb: float, as_json: bool, pooled: bool) -> None:
     from workbench.remote._syft_calls import quiet
+    from workbench.remote.bench import bench_pooled
     from workbench.remote.bench import bench_remote as measure
 
     with quiet():
-        numbers = measure(n_images=n_images, upload_mb=upload_mb)
+        if pooled:
+            numbers = bench_pooled(n_images=n_images)
+        else:
+            numbers = measure(n_images=n_images, upload_mb=upload_mb)
     if as_json:
         click.echo(json.dumps(numbers))
         return

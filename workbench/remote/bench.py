@@ -172,3 +172,68 @@ def _copies_up_to(images: Path, folder: Path, megabytes: float) -> Path:
         source = sources[index % len(sources)]
         shutil.copyfile(source, folder / f"{index:04d}{source.suffix}")
     return folder
+
+
+def bench_pooled(n_images: int = 6, say: Callable[[str], None] | None = None) -> dict:
+    """What a pooled request costs over the plain one, on three factories.
+
+    Starts three datasites (``release = "auto"``, each other's pooling peers) with
+    `n_images` legacy images each, then times from submission to the combined answer:
+    the plain request (:func:`~workbench.remote.counting.crystal_rows`, one clear
+    answer per factory), the secure pooled one, and the secure pooled one with DP
+    noise. The admins approve at once (their time is not the system's).
+
+    Returns
+    -------
+    dict
+        ``plain_s``, ``secure_s``, ``secure_dp_s`` and the overheads in seconds and %.
+    """
+    from workbench.remote import client, counting, pooling, review
+    from workbench.remote._scratch import pooling_peers
+    from workbench.remote.admin import add_researcher, admin_login
+    from workbench.remote.launch import running_datasites
+    from workbench.remote.upload import upload_folder
+
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    names = ["factory-a", "factory-b", "factory-c"]
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-pool-") as folder:
+        root = Path(folder)
+        privacy = pooling_peers(root, names)
+        configs = [scratch_config(root, n, release="auto", extra=privacy[n]) for n in names]
+        images = write_synthetic_images(root / "images", "legacy", n_images, seed=0)
+        with running_datasites(configs):
+            admins = [admin_login(config) for config in configs]
+            passwords = {}
+            for config, admin in zip(configs, admins, strict=True):
+                passwords[config.name] = add_researcher(admin, RESEARCHER, "Bench")
+                upload_folder(
+                    admin.client, images, "bench", "legacy", progress=False, mock_shape=TINY_MOCK
+                )
+            researcher = client.login(configs, RESEARCHER, passwords)
+
+            def timed_round(**plan) -> float:
+                started = time.perf_counter()
+                pooling.submit_pooled(researcher, counting.crystal_rows, "bench", **plan)
+                for admin in admins:
+                    review.approve(review.list_requests(admin, "pending")[0])
+                client.start_runs(researcher, "crystal_rows")
+                client.wait_for_results(researcher, "crystal_rows")
+                pooling.combine(researcher, "crystal_rows")
+                return time.perf_counter() - started
+
+            seconds = {
+                "plain_s": timed_round(secure=False),
+                "secure_s": timed_round(secure=True),
+                "secure_dp_s": timed_round(secure=True, epsilon=1.0, delta=1e-6),
+            }
+            say(", ".join(f"{key} {value:.1f}" for key, value in seconds.items()))
+    plain = seconds["plain_s"]
+    return {
+        "factories": len(names),
+        "images_each": n_images,
+        **{key: round(value, 2) for key, value in seconds.items()},
+        "secure_overhead_s": round(seconds["secure_s"] - plain, 2),
+        "secure_overhead_pct": round(100 * (seconds["secure_s"] / plain - 1), 1),
+        "secure_dp_overhead_s": round(seconds["secure_dp_s"] - plain, 2),
+        "secure_dp_overhead_pct": round(100 * (seconds["secure_dp_s"] / plain - 1), 1),
+    }
