@@ -107,8 +107,8 @@ def patches(config: DatasiteConfig) -> list[Patch]:
             )
             for name, build in (
                 ("submit", _audit_requests),
-                ("apply", _audit_approvals),
-                ("undo", _audit_denials),
+                ("apply", functools.partial(_audit_decision, decision="approved")),
+                ("undo", functools.partial(_audit_decision, decision="denied")),
                 ("set_tags", _audit_tags),
             )
         ],
@@ -406,37 +406,24 @@ def _audit_requests(original, config: DatasiteConfig):
     return submit
 
 
-def _audit_approvals(original, config: DatasiteConfig):
+def _audit_decision(original, config: DatasiteConfig, decision: str):
+    """``request.apply`` (approve) and ``request.undo`` (deny, with the reason)."""
+
     @functools.wraps(original)
-    def apply(self, context, uid, **kwargs):
-        result = original(self, context, uid, **kwargs)
+    def decide(self, context, uid, *args, **kwargs):
+        result = original(self, context, uid, *args, **kwargs)
+        reason = {"reason": args[0]} if args else {}
         audit.append(
             config.state_dir,
             "decision",
             actor=_actor(context),
             request=str(uid),
-            decision="approved",
+            decision=decision,
+            **reason,
         )
         return result
 
-    return apply
-
-
-def _audit_denials(original, config: DatasiteConfig):
-    @functools.wraps(original)
-    def undo(self, context, uid, reason, **kwargs):
-        result = original(self, context, uid, reason, **kwargs)
-        audit.append(
-            config.state_dir,
-            "decision",
-            actor=_actor(context),
-            request=str(uid),
-            decision="denied",
-            reason=reason,
-        )
-        return result
-
-    return undo
+    return decide
 
 
 _TAG_KINDS = (

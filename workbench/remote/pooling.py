@@ -310,13 +310,13 @@ def pooled(
     function: Callable,
     dataset: str,
     *,
-    secure: bool = True,
-    epsilon: float | None = None,
-    delta: float = 1e-6,
-    max_per_image: float = 500.0,
     timeout: float = 600.0,
+    **plan: Any,
 ) -> PooledAnswer:
     """Submit, wait for the admins' approvals and releases, run, and combine.
+
+    `plan` holds :func:`submit_pooled`'s options (``secure``, ``epsilon``, ``delta``,
+    ``max_per_image``); `timeout` bounds the whole wait.
 
     Raises
     ------
@@ -325,15 +325,7 @@ def pooled(
     """
     from workbench.remote import browse, client
 
-    submit_pooled(
-        clients,
-        function,
-        dataset,
-        secure=secure,
-        epsilon=epsilon,
-        delta=delta,
-        max_per_image=max_per_image,
-    )
+    submit_pooled(clients, function, dataset, **plan)
     name = function.__name__
     deadline = time.monotonic() + timeout
     decided = browse.wait_for_decisions(clients, name, timeout=timeout)
