@@ -101,7 +101,7 @@ def upload(
 
     site = _config(config)
     summary = upload_folder(
-        _running_admin(site),
+        _running_admin(site).client,
         folder,
         name,
         camera or site.camera,

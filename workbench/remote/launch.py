@@ -53,6 +53,7 @@ from workbench.remote.identity import (
 PID_FILE = "datasite.pid"
 READY_FILE = "datasite.ready"
 LOG_FILE = "datasite.log"
+CRASH_PORT_WAIT_S = 10.0  # how long a restart after a crash waits for the old sockets to close
 
 
 def start_datasite(
@@ -115,7 +116,10 @@ def _spawn(config: DatasiteConfig, hardening: bool) -> subprocess.Popen:
         raise WorkbenchError(
             f"datasite {config.name} is already up (pid {running}, port {config.port})"
         )
-    _check_port_free(config)
+    # A datasite that died (kill -9, power cut) leaves its pid file; its last threads
+    # may still be closing its sockets for a moment after its processes look gone.
+    crashed = _recorded_pid(config) is not None
+    _check_port_free(config, wait=CRASH_PORT_WAIT_S if crashed else 0.0)
     _private_folder(config.state_dir)
     config.state_file(READY_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-m", "workbench.remote.launch", str(config.path)]
@@ -389,16 +393,23 @@ def _private_folder(folder: Path) -> None:
     os.chmod(folder, 0o700)
 
 
-def _check_port_free(config: DatasiteConfig) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As uvicorn does: connections of a just-stopped server (TIME_WAIT) do not count.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((config.host, config.port))
-        except OSError:
-            raise WorkbenchError(
-                f"datasite {config.name}: port {config.port} on {config.host} is already in use"
-            ) from None
+def _check_port_free(config: DatasiteConfig, wait: float = 0.0) -> None:
+    """Raise unless the datasite's port is free, trying again for `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As uvicorn does: connections of a just-stopped server (TIME_WAIT) do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((config.host, config.port))
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise WorkbenchError(
+                        f"datasite {config.name}: port {config.port} on {config.host} is "
+                        "already in use"
+                    ) from None
+        time.sleep(0.1)
 
 
 def _recorded_pid(config: DatasiteConfig) -> int | None:
