@@ -155,7 +155,7 @@ def backup(config: str, dest: Path) -> None:
     done = backup_datasite(_config(config), dest)
     click.echo(
         f"{done.factory} backed up to {done.folder}: {done.files} files, {done.megabytes:.1f} MB "
-        f"({done.databases} database snapshot(s), {done.blobs} blob(s)) in {done.seconds:.1f} s"
+        f"({done.databases} database snapshot(s), {done.blobs} blob(s)) in {done.seconds:.2f} s"
     )
 
 
@@ -173,7 +173,7 @@ def restore(backup: Path, config: Path, start: bool, timeout: float) -> None:
     done = restore_datasite(backup, config, start=start, timeout=timeout)
     click.echo(
         f"{done.factory} restored into {done.state_dir}: {done.files} files, "
-        f"{done.megabytes:.1f} MB, checksums verified, in {done.seconds:.1f} s"
+        f"{done.megabytes:.1f} MB, checksums verified, in {done.seconds:.2f} s"
     )
     site = _config(str(done.config))
     if done.pid is None:

@@ -259,8 +259,11 @@ def _recover_first(original, state_dir: Path):
     @functools.wraps(original)
     def init_queue_manager(self, queue_config):
         if not self.is_subprocess:  # the server itself, not a job's worker
-            for line in recover(self, state_dir).lines():
+            report = recover(self, state_dir)
+            for line in report.lines():
                 print(line, file=sys.stderr, flush=True)
+            if report.lines():
+                print(f"recovery: done in {report.seconds:.3f} s", file=sys.stderr, flush=True)
         return original(self, queue_config)
 
     return init_queue_manager

@@ -344,7 +344,10 @@ def check_state(config: DatasiteConfig) -> None:
     database = None if config.db_url else state / "datasite.sqlite"
     has_database = database is not None and database.exists()
     if (state / IDENTITY_FILE).exists():
-        load_or_create_identity(state)  # raises, naming the file, if it does not parse
+        try:
+            load_or_create_identity(state)
+        except WorkbenchError as error:  # the message names the file
+            raise WorkbenchError(f"{error}; {restore}") from None
     elif has_database:
         raise WorkbenchError(
             f"{state / IDENTITY_FILE} is missing but {database.name} holds this factory's "
