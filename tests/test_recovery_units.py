@@ -167,11 +167,14 @@ def test_not_received_keeps_results_whose_run_stored_the_value():
     assert _recovery.not_received([sent, waiting], {"c1"}) == []
 
 
-def test_recovery_runs_in_the_server_only_never_in_a_jobs_worker(tmp_path):
+def test_recovery_runs_in_the_server_only_and_never_stops_it_from_starting(tmp_path, capsys):
     calls = []
     wrapped = _recovery._recover_first(lambda self, config: calls.append(config), tmp_path)
-    wrapped(types.SimpleNamespace(is_subprocess=True), "queue config")
-    assert calls == ["queue config"]  # the original ran; recover() would need stores
+    wrapped(types.SimpleNamespace(is_subprocess=True), "worker")  # a job's worker: no stores
+    assert calls == ["worker"] and capsys.readouterr().err == ""
+    wrapped(types.SimpleNamespace(is_subprocess=False), "server")  # stores it cannot read
+    assert calls == ["worker", "server"]
+    assert capsys.readouterr().err.startswith("recovery: failed (")
 
 
 def test_blobs_are_read_and_deleted_in_this_starts_folder(tmp_path):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,6 +238,7 @@ def _interrupt(server: Any, job: Any) -> str:
 
 
 def _deliver_again(server: Any, state_dir: Path) -> list[str]:
+    """Mark held results delivered again whose run never stored the value; name them."""
     sent = [h for h in held_store.held_results(state_dir, delivered=True) if h.delivered]
     with_output = {
         h.code_id
@@ -255,21 +256,29 @@ def _deliver_again(server: Any, state_dir: Path) -> list[str]:
     return [f"{h.function} (ref {h.token})" for h in lost]
 
 
-def _recover_first(original, state_dir: Path):
+def _recover_first(original: Callable[..., Any], state_dir: Path) -> Callable[..., Any]:
+    """Wrap ``Server.init_queue_manager``: :func:`recover` first, in the server only."""
+
     @functools.wraps(original)
     def init_queue_manager(self, queue_config):
         if not self.is_subprocess:  # the server itself, not a job's worker
-            report = recover(self, state_dir)
-            for line in report.lines():
+            try:
+                report = recover(self, state_dir)
+            except Exception as error:  # the factory still starts; the log says what is left
+                lines = [f"recovery: failed ({error}); runs of the last start may look going"]
+            else:
+                lines = report.lines()
+                lines += [f"recovery: done in {report.seconds:.3f} s"] if lines else []
+            for line in lines:
                 print(line, file=sys.stderr, flush=True)
-            if report.lines():
-                print(f"recovery: done in {report.seconds:.3f} s", file=sys.stderr, flush=True)
         return original(self, queue_config)
 
     return init_queue_manager
 
 
-def _in_this_blob_folder(original):
+def _in_this_blob_folder(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a blob connection method: the blob's path in this start's blob folder."""
+
     @functools.wraps(original)
     def call(self, fp, *args, **kwargs):
         moved = type(fp)(id=fp.id, path=str(blob_path(self._base_directory, fp.path)))
