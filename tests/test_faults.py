@@ -305,6 +305,10 @@ def test_kill_during_a_release_delivers_the_held_value_exactly_once(site):
     (result,) = [h for h in review.held(site["admin"]) if h.function == "slow_fault_run"]
     review.release(site["admin"], result)
     client.start_runs(site["r"], "slow_fault_run")  # the run that fetches the released value
+    # Kill it while that run is going (or, on a slow poll, just after it ended).
+    wait_until(
+        lambda: status(site, "slow_fault_run")["job"] in ("processing", "completed"), "the fetch"
+    )
     killed_at = time.monotonic()
     kill(config)
     restart(site, killed_at)
