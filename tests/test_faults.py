@@ -273,6 +273,9 @@ def test_kill_during_a_run_interrupts_it_and_queued_work_runs_after_restart(site
     assert sandboxes_running("def slow_fault_run") == []  # no private code runs on
     row = client.status_table(site["r"], "slow_fault_run").iloc[0]
     assert row["request"] == "unreachable" and "does not answer" in row["reason"]
+    skipped: list[str] = []
+    assert client.start_runs(site["r"], "approved_before_kill", notify=skipped.append) == {}
+    assert len(skipped) == 1 and "datasite factory-f does not answer" in skipped[0]
     restart(site, killed_at)
 
     waiting.join(TIMEOUT)

@@ -436,15 +436,20 @@ def _alive(pid: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
-    """True while any datasite process of the group led by `pgid` is running."""
+    """True while any datasite process of the group led by `pgid` is running.
+
+    A process of the group that is exiting counts too: its command line is already
+    empty, but until it is a zombie it may still hold the datasite's sockets.
+    """
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(") ", 1)[-1].split()
+            exiting = fields[0] != "Z" and not (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[2]) == pgid and _alive(int(entry.name)):
+        if int(fields[2]) == pgid and (exiting or _alive(int(entry.name))):
             return True
     return False
 
