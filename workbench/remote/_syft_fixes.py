@@ -14,7 +14,14 @@ the server child forks:
    returns the serialized asset as ``bytes``, a ``Sequence``, so the walk makes one
    ``isinstance`` call per byte: about 6 s for 26 MB of images, on every run. Strings
    and bytes cannot hold syft objects; the wrap skips them.
-3. Queue latency. The job producer looks for new jobs once a second and dispatches
+3. Jobs in threads, not forked processes. With a port, syft runs every job in a
+   ``multiprocessing.Process`` forked from the server process while its other
+   threads use SQLite; a fork that lands while one of them holds SQLite's lock
+   deadlocks that job, and every job queued behind it, for good (seen in
+   ``workbench bench-remote`` and in ``tests/security``). Jobs only orchestrate now
+   (researcher code runs in the sandbox, a process started by exec), so the job
+   handler runs in a thread of the server, syft's own ``ConsumerType.Thread``.
+4. Queue latency. The job producer looks for new jobs once a second and dispatches
    them after a poll that waits up to a second; a job waited 2-4 s before any worker
    saw it. Both waits become 0.25 s (an idle datasite then uses about 3 % of a core
    instead of 1.4 %).
@@ -28,6 +35,7 @@ import syft.service.queue.zmq_producer as zmq_producer
 import syft.service.service as service
 import syft.types.syft_object as syft_object
 from syft.server.server import Server
+from syft.service.queue.queue import ConsumerType
 
 from workbench.remote._patches import Patch
 
@@ -35,7 +43,7 @@ QUEUE_POLL_SECONDS = 0.25
 
 
 def patches() -> list[Patch]:
-    """The three fixes, for :func:`workbench.remote._patches.install`."""
+    """The four fixes, for :func:`workbench.remote._patches.install`."""
     return [
         Patch(
             Server,
@@ -54,6 +62,12 @@ def patches() -> list[Patch]:
             "attach_attribute_to_syft_object",
             _skip_text_and_bytes,
             "a walk over every byte of a result: the copy service methods call",
+        ),
+        Patch(
+            Server,
+            "create_queue_config",
+            _jobs_in_threads,
+            "a job process forked while another thread holds SQLite's lock deadlocks the queue",
         ),
         Patch(
             zmq_producer,
@@ -91,6 +105,14 @@ def _start_default_pool_consumers(original):
                 )
 
     return start_in_memory_workers
+
+
+def _jobs_in_threads(original):
+    @functools.wraps(original)
+    def create_queue_config(self, n_consumers, create_producer, consumer_type, *args, **kwargs):
+        return original(self, n_consumers, create_producer, ConsumerType.Thread, *args, **kwargs)
+
+    return create_queue_config
 
 
 def _skip_text_and_bytes(original):
