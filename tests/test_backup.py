@@ -62,17 +62,19 @@ def test_a_backup_holds_the_state_and_config_and_only_the_owner_reads_it(factory
 
 def test_the_database_snapshot_is_consistent_while_a_writer_commits(factory, tmp_path):
     database = factory.state_dir / "datasite.sqlite"
-    stop = threading.Event()
+    stop, committed = threading.Event(), threading.Event()
 
     def write() -> None:  # the datasite, committing pairs of rows as fast as it can
         with contextlib.closing(sqlite3.connect(database, timeout=30)) as writer:
             while not stop.is_set():
                 with writer:
                     writer.executemany("insert into rows values (?)", [(1,), (2,)])
+                committed.set()
 
     writing = threading.Thread(target=write)
     writing.start()
     try:
+        assert committed.wait(30)
         backup = backup_datasite(factory, tmp_path / "backup").folder
     finally:
         stop.set()
