@@ -249,10 +249,7 @@ def _deliver_again(server: Any, state_dir: Path) -> list[str]:
     }
     lost = not_received(sent, with_output)
     for held in lost:
-        undelivered = held_store.HeldResult(**{**held.__dict__, "delivered": False})
-        # held.py writes a record atomically (temporary file, then rename).
-        held_store._write(Path(state_dir) / held_store.HELD_FOLDER / f"{held.token}.json",
-                          undelivered)  # fmt: skip
+        held_store.mark_delivered(state_dir, held, delivered=False)
     return [f"{h.function} (ref {h.token})" for h in lost]
 
 

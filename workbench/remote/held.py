@@ -105,9 +105,13 @@ def pending_for_code(state_dir: str | Path, code_id: str) -> HeldResult | None:
     return next((h for h in held_results(state_dir) if h.code_id == code_id), None)
 
 
-def mark_delivered(state_dir: str | Path, held: HeldResult) -> None:
-    """Record that the researcher received `held` (the file stays, for the record)."""
-    record = HeldResult(**{**held.__dict__, "delivered": True})
+def mark_delivered(state_dir: str | Path, held: HeldResult, delivered: bool = True) -> None:
+    """Record that the researcher received `held` (the file stays, for the record).
+
+    ``delivered=False`` takes that back: the delivering run died before syft stored
+    the value (see :mod:`workbench.remote._recovery`).
+    """
+    record = HeldResult(**{**held.__dict__, "delivered": delivered})
     _write(Path(state_dir) / HELD_FOLDER / f"{held.token}.json", record)
 
 
