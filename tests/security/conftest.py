@@ -51,7 +51,6 @@ SMALL_DATASET = "two"
 SHAPE = (256, 320)
 R1, R2 = "r1@uni.example", "r2@uni.example"
 RESULT_TIMEOUT = 240
-FORK_WAIT = 30.0  # most seconds to wait, without API calls, for a job to be forked
 # Short limits, so the limit attacks end quickly.
 SANDBOX = {
     "timeout_s": 12,
@@ -137,7 +136,6 @@ class Campaign:
     findings: dict  # function name -> automatic findings the admin saw
     markers: set  # names of the /tmp/wbsec-* files on the host after the campaigns
     seconds: float
-    wedged: list = field(default_factory=list)  # jobs that hung in syft's fork (restarted)
 
     def row(self, name: str) -> dict:
         return self.rows[name]
@@ -268,102 +266,6 @@ def one_api_refresh(clients: dict):
             callback()
 
 
-def _parents() -> dict[int, int]:
-    """``{pid: parent pid}`` of every process on the machine (from /proc)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(") ", 1)[1].split()[1])
-    return parents
-
-
-def job_processes(site: Site) -> set[int]:
-    """The job processes of `site`: children of its server, itself the launcher's child."""
-    parents = _parents()
-    servers = {pid for pid, parent in parents.items() if parent == site.launcher_pid}
-    return {pid for pid, parent in parents.items() if parent in servers}
-
-
-def start_quietly(site: Site, start, seen: set[int], timeout: float = FORK_WAIT) -> Any:
-    """Call `start` (an API call that queues a job), then wait, making no API call,
-    until the datasite has forked a process for it (or `timeout` passes).
-
-    syft forks one process per job while its other threads use SQLite; a fork that
-    lands while one of them (a request we sent, say) holds SQLite's lock deadlocks that
-    job, and the queue behind it, for good. With one consumer no fork happens while a
-    job process runs, so API calls are safe from the fork until the job ends. Returns
-    what `start` returned; the new job process, if any, is added to `seen`.
-    """
-    value = start()
-    if not value:  # nothing was started (start_runs answers {})
-        return value
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = job_processes(site) - seen
-        if new:
-            seen.update(new)
-            break
-        time.sleep(0.05)
-    return value
-
-
-@dataclass
-class Runner:
-    """Starts a site's jobs one after the other and unwedges its queue when a job hangs.
-
-    After each start it waits, making no API call, until the datasite has forked the
-    job's process (see :func:`start_quietly`); the next start then overlaps that run.
-    A job process that outlives every limit is a fork that deadlocked in syft: the
-    datasite is restarted (everything persists) and the job is recorded in ``wedged``
-    to be run again.
-    """
-
-    site: Site
-    stuck_after: float
-    seen: set = field(default_factory=set)
-    born: dict = field(default_factory=dict)  # job pid -> (function name, start time)
-    wedged: list = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.seen = job_processes(self.site)
-
-    def start(self, name: str, call) -> Any:
-        value = call()
-        if not value:  # nothing was started (start_runs answers {})
-            return value
-        deadline = time.monotonic() + FORK_WAIT + self.stuck_after
-        while time.monotonic() < deadline:
-            new = job_processes(self.site) - self.seen
-            if new:
-                self.seen |= new
-                self.born.update({pid: (name, time.monotonic()) for pid in new})
-                break
-            self.unwedge()
-            time.sleep(0.05)
-        return value
-
-    def settle(self) -> None:
-        """Wait (without API calls) until none of the jobs started is running."""
-        while job_processes(self.site) & set(self.born):
-            self.unwedge()
-            time.sleep(0.1)
-
-    def unwedge(self) -> None:
-        for pid in job_processes(self.site) & set(self.born):
-            name, born = self.born[pid]
-            if time.monotonic() - born > self.stuck_after:
-                self.wedged.append(name)
-                site = self.site
-                stop_datasite(site.config)
-                start_datasites([site.config], hardening=site.hardened)
-                site.admin = admin_login(site.config)
-                site.researcher = site.login(R1)
-                self.seen, self.born = set(), {}  # every job process from now on is new
-                return
-
-
 def run_directly(site: Site, name: str, dataset: str) -> Any:
     """Start an approved function the way a researcher can by hand (what ``start_runs``
     does once it has looked up the request): ``client.code.<name>(**inputs)``."""
@@ -377,20 +279,12 @@ def run_directly(site: Site, name: str, dataset: str) -> Any:
             return None
 
 
-def finished(site: Site, name: str) -> bool:
-    """True unless the latest job of `name` is still waiting or running."""
-    datasite_client = next(iter(site.researcher.values()))
-    code = client._latest_code(datasite_client, name)
-    job = client._latest_job(datasite_client, code) if code is not None else None
-    return job is None or bool(job.resolved)
-
-
-def run_campaign(site: Site, plan: list[tuple], stuck_after: float) -> Campaign:
+def run_campaign(site: Site, plan: list[tuple]) -> Campaign:
     """Submit every (function, dataset) in `plan` as R1, approve what has no findings,
     run them and collect what R1 got back, one row per function.
 
-    Each start waits until the previous job has been forked (:func:`start_quietly`),
-    so starting the next job overlaps the run of the previous one.
+    Every job is queued at once (what ``start_runs`` does, without looking up each
+    request again); the datasite's one consumer runs them in turn.
     """
     started = time.monotonic()
     researcher = site.researcher
@@ -408,17 +302,9 @@ def run_campaign(site: Site, plan: list[tuple], stuck_after: float) -> Campaign:
             review.deny(request, "automatic findings")
         else:
             review.approve(request)
-    runner = Runner(site, stuck_after)
     names = [function.__name__ for function, _ in plan]
-    for _ in range(4):  # after the first round: jobs lost to a wedged queue, again
-        for function, dataset in plan:
-            name = function.__name__
-            if _ and finished(site, name):
-                continue
-            runner.start(name, lambda name=name, dataset=dataset: run_directly(site, name, dataset))
-        runner.settle()
-        if all(finished(site, name) for name in names):
-            break
+    for function, dataset in plan:  # queued at once; the datasite runs them in turn
+        run_directly(site, function.__name__, dataset)
     rows = {}
     for name in names:
         frame = client.wait_for_results(
@@ -429,9 +315,7 @@ def run_campaign(site: Site, plan: list[tuple], stuck_after: float) -> Campaign:
             for key, value in frame.iloc[0].to_dict().items()
             if key != "factory" and not (isinstance(value, float) and np.isnan(value))
         }
-    campaign = Campaign(rows, findings, set(), time.monotonic() - started)
-    campaign.wedged = runner.wedged
-    return campaign
+    return Campaign(rows, findings, set(), time.monotonic() - started)
 
 
 STRUCTURAL = [
@@ -495,8 +379,8 @@ def campaigns(sites, configs):
     plans["h"] += [(function, DATASET) for function in LIMITS]
     clear_markers()
     hardened, plain = in_parallel(
-        lambda: run_campaign(sites["h"], plans["h"], stuck_after=SANDBOX["timeout_s"] + 30),
-        lambda: run_campaign(sites["u"], plans["u"], stuck_after=40),
+        lambda: run_campaign(sites["h"], plans["h"]),
+        lambda: run_campaign(sites["u"], plans["u"]),
     )
     hardened.markers = plain.markers = marker_files()
     clear_markers()

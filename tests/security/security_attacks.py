@@ -272,7 +272,7 @@ def state_folder_listing(images):
             listing[folder[-200:]] = [f"refused: {type(error).__name__}"]
         try:
             identity = json.loads(codecs.open(f"{folder}/identity.json", "r").read())
-            signing_keys.append(str(identity.get("signing_key_hex", identity))[:200])
+            signing_keys.append(str(identity.get("signing_key", identity))[:200])
         except Exception:
             pass
     return {"listing": listing, "signing_keys": signing_keys}

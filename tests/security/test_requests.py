@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 import security_attacks as attacks
 import syft as sy
-from conftest import (
-    DATASET,
-    RESULT_TIMEOUT,
-    SMALL_DATASET,
-    job_processes,
-    marker_files,
-    start_quietly,
-)
+from conftest import DATASET, RESULT_TIMEOUT, SMALL_DATASET, marker_files
 
 from workbench.remote import client, review
 from workbench.remote._entry_function import entry_function
@@ -23,16 +16,15 @@ pytestmark = pytest.mark.slow
 
 def asset_of(datasite_client, dataset: str):
     with quiet():
-        return next(d for d in datasite_client.datasets.get_all() if d.name == dataset).asset_list[
-            0
-        ]
+        found = next(d for d in datasite_client.datasets.get_all() if d.name == dataset)
+    return found.asset_list[0]
 
 
-def run_now(site, call):
+def run_now(call):
     """The value a direct call gave the researcher (a job it starts is waited for)."""
     try:
         with quiet():
-            answer = start_quietly(site, call, job_processes(site))
+            answer = call()
             if type(answer).__name__ == "Job":
                 answer.wait(timeout=RESULT_TIMEOUT)
                 return client._job_value(answer)
@@ -41,8 +33,8 @@ def run_now(site, call):
         return error
 
 
-def call_again(site, datasite_client, name: str, **inputs):
-    return run_now(site, lambda: getattr(datasite_client.code, name)(**inputs, blocking=False))
+def call_again(datasite_client, name: str, **inputs):
+    return run_now(lambda: getattr(datasite_client.code, name)(**inputs, blocking=False))
 
 
 def test_single_use_request_runs_once(sites, hardened_campaign):
@@ -50,9 +42,7 @@ def test_single_use_request_runs_once(sites, hardened_campaign):
     first = hardened_campaign.row("normal_mean")
     researcher = next(iter(hardened.researcher.values()))
     code = client._latest_code(researcher, "normal_mean")
-    second = call_again(
-        hardened, researcher, "normal_mean", **client._code_inputs(researcher, code)
-    )
+    second = call_again(researcher, "normal_mean", **client._code_inputs(researcher, code))
     assert isinstance(second, Exception) or second.get("nonce") == first["nonce"], second
 
 
@@ -90,11 +80,10 @@ def test_code_changed_after_approval_never_runs(sites, hardened_campaign, config
         except Exception as error:
             got.append(error)
     client.submit(hardened.researcher, changed, DATASET)  # same name, new code, pending
-    got.append(run_now(hardened, lambda: client.start_runs(hardened.researcher, "swap_me")))
-    got.append(call_again(hardened, researcher, "swap_me", images_000=asset))
+    got.append(run_now(lambda: client.start_runs(hardened.researcher, "swap_me")))
+    got.append(call_again(researcher, "swap_me", images_000=asset))
     got.append(
         run_now(
-            hardened,
             lambda: researcher.api.services.code.call(
                 uid=code_v1.id, images_000=asset, blocking=False
             ),
@@ -137,7 +126,7 @@ def test_min_images_cannot_be_padded(how, sites, hardened_campaign):
     )
     assert review.findings(request) == []
     review.approve(request)
-    got = call_again(hardened, researcher, function.__name__, **inputs)
+    got = call_again(researcher, function.__name__, **inputs)
     true_means = [float(frame.mean()) for frame in hardened.small_images]
     assert not (isinstance(got, dict) and got.get("means") == pytest.approx(true_means)), got
     row = client.collect(hardened.researcher, function.__name__).iloc[0]
