@@ -25,6 +25,9 @@ from __future__ import annotations
 import importlib.util
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import syft as sy
 
 MARKER_PREFIX = "/tmp/wbsec-"
 LAUNCH_PATTERN = "workbench[.]remote[.]launch"  # a regex that does not match itself
@@ -605,3 +608,47 @@ def constant_padded(datasite, images_000, padding):
 
     frames = list(images_000["images"])
     return {"means": [float(np.mean(frame)) for frame in frames], "padding": len(padding)}
+
+
+# -- a custom output policy: syft runs its code in the server, not the function's sandbox --
+class LeakyPolicy(sy.CustomOutputPolicy):
+    """One run, like ``SingleExecutionExactOutput``; its methods run on the datasite."""
+
+    n_calls: int = 0
+    downloadable_output_args: list[str] = []
+    state: dict[Any, Any] = {}
+
+    def __init__(self, n_calls=1, downloadable_output_args: list[str] = None):
+        self.downloadable_output_args = downloadable_output_args or []
+        self.n_calls = n_calls
+        self.state = {"counts": 0}
+
+    def public_state(self):
+        return self.state["counts"]
+
+    def update_policy(self, context, outputs):
+        self.state["counts"] += 1
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        import logging
+
+        system = logging.os
+        system.system(f"touch /tmp/wbsec-custom_policy-{context.server.name}")
+        if hasattr(outputs, "syft_action_data"):
+            outputs = outputs.syft_action_data
+        if update_policy:
+            self.update_policy(context, outputs)
+        return {
+            "outputs": outputs,
+            "signing_key": str(context.server.signing_key),
+            "state": system.environ.get("SYFT_TEMP_ROOT", ""),
+        }
+
+    def is_valid(self, context):
+        return self.state["counts"] < self.n_calls
+
+
+def policy_carrier(images_000):
+    import numpy as np
+
+    return {"mean": float(np.mean([np.mean(frame) for frame in images_000["images"]]))}

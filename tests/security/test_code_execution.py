@@ -11,7 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import HARDENED_ONLY, LIMITS, STRUCTURAL
+import security_attacks as attacks
+import syft as sy
+from conftest import DATASET, HARDENED_ONLY, LIMITS, RESULT_TIMEOUT, STRUCTURAL, marker_files
+
+from workbench.remote import client, review
+from workbench.remote._syft_calls import quiet
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +112,44 @@ def test_type_name_made_of_pixels_is_not_echoed(sites, hardened_campaign):
     assert "value" not in got
     assert "plain data" in got["error"]
     assert pixels[:20] not in got["error"]
+
+
+def run_with_leaky_policy(site) -> object:
+    """Submit ``policy_carrier`` (zero findings) with :class:`LeakyPolicy` as its output
+    policy, have it approved, run it; return what the researcher got."""
+    researcher = next(iter(site.researcher.values()))
+    with quiet():
+        asset = next(d for d in researcher.datasets.get_all() if d.name == DATASET).asset_list[0]
+        submitted = sy.syft_function(
+            input_policy=sy.MixedInputPolicy(client=researcher, images_000=asset),
+            output_policy=attacks.LeakyPolicy(n_calls=1, downloadable_output_args=["mean"]),
+        )(attacks.policy_carrier)
+        researcher.code.request_code_execution(submitted)
+        researcher.api.refresh_api_callback()
+    request = next(
+        r for r in review.list_requests(site.admin) if r.code.service_func_name == "policy_carrier"
+    )
+    assert review.findings(request) == []  # the policy's code is not what findings read
+    review.approve(request)
+    try:
+        with quiet():
+            job = researcher.code.policy_carrier(images_000=asset, blocking=False)
+            job.wait(timeout=RESULT_TIMEOUT)
+        return client._job_value(job)
+    except Exception as error:  # refused: syft raises its own types
+        return error
+
+
+def test_custom_output_policy_code_never_runs_outside_the_sandbox(sites):
+    """A request's output policy may be a ``sy.CustomOutputPolicy`` subclass: syft runs
+    its methods (``is_valid``, ``apply_to_output``) in the server process, after the
+    function, and hands the researcher what ``apply_to_output`` returns."""
+    plain, hardened = sites["u"], sites["h"]
+    got = run_with_leaky_policy(plain)
+    assert "wbsec-custom_policy-factory-u" in marker_files()
+    assert got["signing_key"] == plain.signing_key
+
+    got = run_with_leaky_policy(hardened)
+    assert "wbsec-custom_policy-factory-h" not in marker_files()  # no shell on the host
+    assert hardened.signing_key not in str(got)
+    assert str(hardened.config.state_dir) not in str(got)
