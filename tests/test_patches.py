@@ -109,3 +109,23 @@ def test_twin_patch_records_which_data_the_run_sees():
 def test_images_of_a_run_are_counted_over_every_batch():
     batches = {"images_000": {"images": [0, 1]}, "images_001": {"images": [2]}, "n": 5}
     assert _hardening.count_images(batches) == 3
+
+
+def test_policy_patch_refuses_a_request_that_brings_its_own_policy_code():
+    from syft.service.policy.policy import SubmitUserPolicy, UserPolicy
+
+    wrapped = _hardening._refuse_policy_code_at_submission(lambda self, context, code: "stored")
+    builtin = types.SimpleNamespace(input_policy_type=type, output_policy_type=type)
+    own = types.SimpleNamespace(
+        input_policy_type=type, output_policy_type=SubmitUserPolicy.model_construct()
+    )
+    assert wrapped(None, None, builtin) == "stored"
+    with pytest.raises(Exception, match="only syft's own input and output policies"):
+        wrapped(None, None, own)
+    stored = types.SimpleNamespace(
+        input_policy_type=UserPolicy.model_construct(), output_policy_type=type
+    )
+    loader = _hardening._refuse_policy_code(lambda self: "policy object")
+    assert loader(builtin) == "policy object"
+    with pytest.raises(Exception, match="outside the sandbox"):
+        loader(stored)

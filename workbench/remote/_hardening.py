@@ -22,6 +22,10 @@ researchers runs them:
    Every API call from a guest is refused.
 6. Job queue on every interface: the ZMQ producer binds ``tcp://*``; queued jobs
    carry the server's signing key. It is bound to loopback.
+8. Researcher-written policies: syft lets a request bring its own input or output
+   policy class (``sy.CustomOutputPolicy``), whose code runs in the server process,
+   outside the sandbox, after the function. Such requests are refused at submission,
+   and a stored one is never loaded.
 7. Audit: every code request submitted is written to the factory's hash-chained
    audit log (:mod:`workbench.privacy.audit`); (1) logs each run, refusal, hold,
    release and delivery, with the size and a hash of what left, never the value.
@@ -39,9 +43,10 @@ from typing import Any
 import syft.service.action.action_service as action_service
 from syft.server.server import Server
 from syft.service.action.action_object import TwinMode
-from syft.service.code.user_code import UserCodeExecutionOutput, get_code_hash
+from syft.service.code.user_code import UserCode, UserCodeExecutionOutput, get_code_hash
 from syft.service.code.user_code_service import IsExecutionAllowedEnum, UserCodeService
 from syft.service.log.log_service import LogService
+from syft.service.policy.policy import SubmitUserPolicy, UserPolicy
 from syft.service.queue.zmq_producer import ZMQProducer
 from syft.service.request.request_service import RequestService
 from syft.service.user.user_roles import ServiceRole
@@ -98,6 +103,21 @@ def patches(config: DatasiteConfig) -> list[Patch]:
             _bind_to_loopback,
             "the job queue listened on every interface (jobs carry the signing key)",
         ),
+        Patch(
+            UserCodeService,
+            "_submit",
+            _refuse_policy_code_at_submission,
+            "a request's own policy class ran its code in the server process, unsandboxed",
+        ),
+        *[
+            Patch(
+                UserCode,
+                name,
+                _refuse_policy_code,
+                "a stored request's own policy class would run in the server process",
+            )
+            for name in ("_get_input_policy", "_get_output_policy")
+        ],
         *[
             Patch(
                 RequestService,
@@ -463,6 +483,37 @@ def _actor(context) -> str:
         return str(context.server.services.user.get_current_user(context).email)
     except Exception:  # syft raises its own types for an unknown key
         return "unknown"
+
+
+# 8. Researcher-written policies -------------------------------------------------------------
+POLICY_REFUSED = (
+    "this datasite runs only syft's own input and output policies: a request that brings "
+    "its own policy class would run that code outside the sandbox"
+)
+
+
+def _refuse_policy_code_at_submission(original):
+    @functools.wraps(original)
+    def _submit(self, context, submit_code, *args, **kwargs):
+        policies = (submit_code.input_policy_type, submit_code.output_policy_type)
+        if any(isinstance(policy, SubmitUserPolicy | UserPolicy) for policy in policies):
+            raise SyftException(public_message=POLICY_REFUSED)
+        return original(self, context, submit_code, *args, **kwargs)
+
+    return _submit
+
+
+def _refuse_policy_code(original):
+    @functools.wraps(original)
+    def get_policy(self, *args, **kwargs):
+        if any(
+            isinstance(policy, UserPolicy)
+            for policy in (self.input_policy_type, self.output_policy_type)
+        ):
+            raise SyftException(public_message=POLICY_REFUSED)
+        return original(self, *args, **kwargs)
+
+    return get_policy
 
 
 # 6. Job queue on loopback ------------------------------------------------------------------
