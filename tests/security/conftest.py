@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import secrets
 import socket
@@ -331,6 +332,7 @@ STRUCTURAL = [
     attacks.read_system_files,
     attacks.state_folder_listing,
     attacks.write_host_file,
+    attacks.writable_places,
     attacks.long_strings,
     attacks.many_keys,
     attacks.packed_floats,
@@ -384,6 +386,14 @@ def campaigns(sites, configs):
     )
     hardened.markers = plain.markers = marker_files()
     clear_markers()
+    if os.environ.get("WBSEC_REPORT"):  # what the researcher got, for a written report
+        Path(os.environ["WBSEC_REPORT"]).write_text(
+            json.dumps(
+                {"h": hardened.rows, "u": plain.rows, "markers": sorted(hardened.markers)},
+                indent=1,
+                default=repr,
+            )
+        )
     return {"h": hardened, "u": plain}
 
 

@@ -43,9 +43,9 @@ def shell_reduce_getattr(images):
     popen = functools.reduce(getattr, ["os", "popen"], logging)
     out = popen(
         f"touch /tmp/wbsec-shell_reduce_getattr-{tag}; "
-        "grep -l 'workbench[.]remote[.]launch' /proc/[0-9]*/cmdline 2>/dev/null | head -5"
+        "grep -l 'workbench[.]remote[.]launch' /proc/[0-9]*/cmdline 2>/dev/null | head -50"
     ).read()
-    return {"out": out[:200]}
+    return {"out": out.splitlines()[:50]}
 
 
 def shell_numpy_walk(images):
@@ -69,9 +69,9 @@ def shell_subclasses_walk(images):
     popen = functools.reduce(getattr, ["__init__", "__globals__"], wrap_close)["popen"]
     out = popen(
         f"touch /tmp/wbsec-shell_subclasses_walk-{tag}; "
-        "grep -l 'workbench[.]remote[.]launch' /proc/[0-9]*/cmdline 2>/dev/null | head -5"
+        "grep -l 'workbench[.]remote[.]launch' /proc/[0-9]*/cmdline 2>/dev/null | head -50"
     ).read()
-    return {"out": out[:200]}
+    return {"out": out.splitlines()[:50]}
 
 
 def shell_builtins_import(images):
@@ -296,6 +296,27 @@ def write_host_file(images):
         except Exception as error:
             written.append(f"refused: {type(error).__name__}")
     return {"written": written}
+
+
+def writable_places(images):
+    import codecs
+    import logging
+    import random
+
+    system = logging.os
+    folders = ["/", "/tmp", "/var/tmp", "/dev", "/dev/shm", "/run", "/root", "/home", "/work"]
+    folders += [system.getcwd(), logging.sys.prefix, system.environ.get("HOME", "/")]
+    writable = []
+    for folder in sorted(set(folders)):
+        probe = f"{folder.rstrip('/')}/wbsec-probe-{random.randrange(1 << 30)}"
+        try:
+            with codecs.open(probe, "w") as handle:
+                handle.write("x")
+            system.remove(probe)
+            writable.append(folder)
+        except Exception:
+            pass
+    return {"writable": writable}
 
 
 # -- resource limits (hardened datasite only: these would hurt a shared machine) ---------

@@ -29,8 +29,8 @@ def test_every_attack_passes_the_automatic_findings(hardened_campaign):
     assert set(names) <= set(hardened_campaign.findings)
 
 
-def proc_lines(text: str) -> list[str]:
-    return [line for line in str(text).splitlines() if line.startswith("/proc/")]
+def proc_lines(lines) -> list[str]:
+    return [line for line in lines if str(line).startswith("/proc/")]
 
 
 @pytest.mark.parametrize("name", ["shell_reduce_getattr", "shell_subclasses_walk"])
@@ -44,7 +44,7 @@ def test_shell_via_attribute_chain_sees_no_host_process(
 
     got = hardened_campaign.row(name)
     assert not hardened.touched(hardened_campaign, name)
-    assert proc_lines(got.get("out", "")) == []
+    assert proc_lines(got.get("out", [])) == []
     assert str(hardened.launcher_pid) not in str(got)
 
 
@@ -94,6 +94,15 @@ def test_writes_outside_the_private_tmpfs_never_reach_the_host(
     assert any(path.startswith("/var/tmp/wbsec-") for path in got["written"])
 
     assert not hardened.touched(hardened_campaign, "write_host_file")
+
+
+def test_only_the_private_tmpfs_is_writable(hardened_campaign, plain_campaign):
+    """Every folder the code can write to: on the host, /var/tmp and more; in the
+    sandbox only its own /tmp (with a size), never /dev/shm or the working folder."""
+    assert "/var/tmp" in plain_campaign.row("writable_places")["writable"]
+
+    got = hardened_campaign.row("writable_places")
+    assert set(got.get("writable", [])) <= {"/tmp"}, got
 
 
 def test_result_object_with_reduce_never_runs_on_the_host(sites, hardened_campaign):
