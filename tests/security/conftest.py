@@ -137,6 +137,7 @@ class Campaign:
     findings: dict  # function name -> automatic findings the admin saw
     markers: set  # names of the /tmp/wbsec-* files on the host after the campaigns
     seconds: float
+    phases: dict = field(default_factory=dict)  # seconds from the start to each step
 
     def row(self, name: str) -> dict:
         return self.rows[name]
@@ -289,9 +290,11 @@ def run_campaign(site: Site, plan: list[tuple]) -> Campaign:
     """
     started = time.monotonic()
     researcher = site.researcher
+    phases = {}
     with one_api_refresh(researcher):
         for function, dataset in plan:
             client.submit(researcher, function, dataset)
+    phases["submitted"] = time.monotonic() - started
     by_name = {}
     for request in review.list_requests(site.admin):  # newest first
         by_name.setdefault(request.code.service_func_name, request)
@@ -303,9 +306,11 @@ def run_campaign(site: Site, plan: list[tuple]) -> Campaign:
             review.deny(request, "automatic findings")
         else:
             review.approve(request)
+    phases["approved"] = time.monotonic() - started
     names = [function.__name__ for function, _ in plan]
     for function, dataset in plan:  # queued at once; the datasite runs them in turn
         run_directly(site, function.__name__, dataset)
+    phases["queued"] = time.monotonic() - started
     rows = {}
     for name in names:
         frame = client.wait_for_results(
@@ -316,7 +321,8 @@ def run_campaign(site: Site, plan: list[tuple]) -> Campaign:
             for key, value in frame.iloc[0].to_dict().items()
             if key != "factory" and not (isinstance(value, float) and np.isnan(value))
         }
-    return Campaign(rows, findings, set(), time.monotonic() - started)
+        phases[name] = time.monotonic() - started
+    return Campaign(rows, findings, set(), time.monotonic() - started, phases)
 
 
 STRUCTURAL = [
@@ -389,7 +395,12 @@ def campaigns(sites, configs):
     if os.environ.get("WBSEC_REPORT"):  # what the researcher got, for a written report
         Path(os.environ["WBSEC_REPORT"]).write_text(
             json.dumps(
-                {"h": hardened.rows, "u": plain.rows, "markers": sorted(hardened.markers)},
+                {
+                    "h": hardened.rows,
+                    "u": plain.rows,
+                    "markers": sorted(hardened.markers),
+                    "phases": {"h": hardened.phases, "u": plain.phases},
+                },
                 indent=1,
                 default=repr,
             )

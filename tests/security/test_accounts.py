@@ -68,7 +68,7 @@ def test_self_registration_refused(sites):
             password_verify="eve-password-123",
         )
     )
-    researcher = next(iter(hardened.login(R1).values()))
+    researcher = next(iter(hardened.researcher.values()))
     assert refused(
         lambda: researcher.register(
             name="Mallory",
@@ -89,7 +89,7 @@ def test_self_registration_refused(sites):
 
 def test_role_escalation_refused(sites):
     hardened = sites["h"]
-    researcher = next(iter(hardened.login(R1).values()))
+    researcher = next(iter(hardened.researcher.values()))
     with quiet():
         me = researcher.api.services.user.get_current_user()
         admin_user = next(

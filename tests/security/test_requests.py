@@ -46,6 +46,15 @@ def test_single_use_request_runs_once(sites, hardened_campaign):
     assert isinstance(second, Exception) or second.get("nonce") == first["nonce"], second
 
 
+def test_approved_code_on_another_dataset_is_refused(sites, hardened_campaign):
+    """``normal_mean`` was approved on line-1; run by hand on the 2-image dataset."""
+    hardened = sites["h"]
+    researcher = next(iter(hardened.researcher.values()))
+    got = call_again(researcher, "normal_mean", images_000=asset_of(researcher, SMALL_DATASET))
+    small_mean = float(sum(frame.mean() for frame in hardened.small_images) / 2)
+    assert not (isinstance(got, dict) and got.get("mean") == pytest.approx(small_mean)), got
+
+
 def test_code_changed_after_approval_never_runs(sites, hardened_campaign, configs):
     """Approved ``swap_me`` v1; then v2 (same name, leaks pixels) by re-submission, by a
     crafted submission carrying v1's id, and by ``code.update``: only v1 ever runs."""
