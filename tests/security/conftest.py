@@ -268,13 +268,20 @@ def one_api_refresh(clients: dict):
             callback()
 
 
+_INPUTS: dict = {}  # (dataset, client id) -> the inputs of a function on that dataset
+
+
 def run_directly(site: Site, name: str, dataset: str) -> Any:
     """Start an approved function the way a researcher can by hand (what ``start_runs``
     does once it has looked up the request): ``client.code.<name>(**inputs)``."""
     datasite_client = next(iter(site.researcher.values()))
     with quiet():
-        assets = next(d for d in datasite_client.datasets.get_all() if d.name == dataset)
-        inputs = {client._param(index): asset for index, asset in enumerate(assets.asset_list)}
+        if (dataset, id(datasite_client)) not in _INPUTS:
+            assets = next(d for d in datasite_client.datasets.get_all() if d.name == dataset)
+            _INPUTS[dataset, id(datasite_client)] = {
+                client._param(index): asset for index, asset in enumerate(assets.asset_list)
+            }
+        inputs = _INPUTS[dataset, id(datasite_client)]
         try:
             return getattr(datasite_client.code, name)(**inputs, blocking=False)
         except Exception:  # refused to start: the researcher's row says why

@@ -22,19 +22,21 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "limit", "success_field"),
     [
-        ("endless_sleep", r"timeout|timed out", "slept"),
-        ("cpu_spin", r"\bcpu\b", "spins"),
-        ("memory_bomb", r"memory", "held_mb"),
-        ("fork_bomb", r"process", "forked"),
-        ("big_file", r"file size|fsize|disk|space|memory", "written_mb"),
-        ("tmpfs_fill", r"file size|fsize|disk|space|memory|tmpfs", "written_mb"),
+        ("endless_sleep", "timeout", "slept"),
+        ("cpu_spin", "cpu", "spins"),
+        ("memory_bomb", "memory", "held_mb"),
+        ("fork_bomb", "processes", "forked"),
+        ("big_file", "file size", "written_mb"),
+        # the private /tmp is full: any name for its size limit will do
+        ("tmpfs_fill", "file size|tmp[ a-z]*|disk[ a-z]*|space|memory", "written_mb"),
     ],
 )
 def test_limit_ends_the_run_and_names_it(name, limit, success_field, sites, hardened_campaign):
     got = hardened_campaign.row(name)
     assert success_field not in got, f"{name} was not stopped: {got}"
-    assert re.search(limit, got.get("error", ""), re.IGNORECASE), got
     assert is_answering(sites["h"].config)
+    # e.g. "run of cpu_spin stopped by factory-h's cpu limit (3 CPU s)"
+    assert re.search(rf"stopped by factory-h's ({limit}) limit", got.get("error", "")), got
 
 
 def test_datasite_keeps_serving_after_the_limit_attacks(sites, hardened_campaign):
