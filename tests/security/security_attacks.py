@@ -337,8 +337,8 @@ def fork_bomb(images):
 def memory_bomb(images):
     import numpy as np
 
-    hoard = [np.ones(256 << 20, np.uint8) for _ in range(12)]  # 3 GB, touched
-    return {"held_mb": 256 * len(hoard)}
+    hoard = np.ones(3 << 30, np.uint8)  # 3 GB, every page touched
+    return {"held_mb": hoard.nbytes >> 20}
 
 
 def cpu_spin(images):
