@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import security_attacks as attacks
 import syft as sy
 from conftest import DATASET, R1, R2, guest_view
 from syft.service.user.user_roles import ServiceRole
@@ -146,6 +147,16 @@ def test_researcher_cannot_approve_or_override_their_own_request(sites, hardened
             r for r in hardened.admin.client.requests if r.code.service_func_name == "long_strings"
         ).tags
     assert OVERRIDE_TAG not in tags
+    assert "refused by factory-h's output rule" in hardened_campaign.row("long_strings")["error"]
+
+    # a fresh request the admin has not looked at: approving it oneself
+    client.submit(hardened.researcher, attacks.self_approved, DATASET)
+    pending = client._request_for(researcher, client._latest_code(researcher, "self_approved"))
+    assert refused(lambda: pending.approve(disable_warnings=True))
+    assert refused(lambda: researcher.api.services.request.apply(uid=pending.id))
+    status = client.status_table(hardened.researcher, "self_approved").iloc[0]["request"]
+    assert status == "pending"
+    assert client.start_runs(hardened.researcher, "self_approved") == {}
 
 
 def test_another_researchers_requests_and_results_stay_hidden(sites, hardened_campaign):
