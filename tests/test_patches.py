@@ -106,9 +106,20 @@ def test_twin_patch_records_which_data_the_run_sees():
     assert _hardening._twin_mode.get() is twin.PRIVATE
 
 
-def test_images_of_a_run_are_counted_over_every_batch():
-    batches = {"images_000": {"images": [0, 1]}, "images_001": {"images": [2]}, "n": 5}
-    assert _hardening.count_images(batches) == 3
+def test_images_of_a_run_are_counted_once_per_private_asset():
+    two, one = {"images": [0, 1]}, {"images": [2]}
+    refs = {"images_000": "asset-2", "images_001": "asset-1"}
+    assets = {"asset-1", "asset-2"}
+    assert _hardening.count_images({"images_000": two, "images_001": one}, refs, assets) == 3
+    # Padding: the same asset twice, a constant batch, an object that is no dataset asset.
+    padded = {"images_000": two, "images_001": two, "pad": {"images": [0, 0, 0]}, "own": one}
+    refs = {
+        "images_000": "asset-2",
+        "images_001": "asset-2",
+        "pad": {"images": [0, 0, 0]},
+        "own": "uploaded-by-researcher",
+    }
+    assert _hardening.count_images(padded, refs, assets) == 2
 
 
 def test_policy_patch_refuses_a_request_that_brings_its_own_policy_code():

@@ -126,6 +126,8 @@ def test_a_hidden_folder_inside_a_visible_one_is_refused(tmp_path):
         ("return len(bytearray(4 << 30))", FAST, "memory"),
         ("import os\nwhile True:\n    os.fork()", FAST, "processes"),
         ("open('/tmp/big', 'wb').write(bytes(80 << 20))", FAST, "file size"),
+        ("for i in range(100):\n    open(f'/tmp/f{i}', 'wb').write(bytes(8 << 20))",
+         SandboxLimits(timeout_s=20, tmp_mb=32), "tmp space"),
         ("return 'x' * (2 << 20)", SandboxLimits(timeout_s=20, max_output_kb=64), "output size"),
     ],
 )  # fmt: skip

@@ -57,6 +57,7 @@ from workbench.privacy import audit
 from workbench.remote import held as held_store
 from workbench.remote import pooling
 from workbench.remote._patches import Patch
+from workbench.remote._syft_calls import code_inputs
 from workbench.remote.config import DatasiteConfig
 from workbench.remote.output_rule import OVERRIDE_TAG, check_output, too_few_images
 from workbench.sandbox import SandboxOutcome, run_in_sandbox
@@ -165,7 +166,8 @@ def _run_checked(config: DatasiteConfig, code_item, kwargs: dict, context):
     plan = None
     if request is not None:
         _check_approved_code(config, code_item, request)
-        broken = too_few_images(count_images(kwargs), config.output_rule)
+        images = count_images(kwargs, code_inputs(code_item), _dataset_assets(context))
+        broken = too_few_images(images, config.output_rule)
         if broken:
             raise _RefusedError(
                 f"{name} refused by {config.name}'s rule {broken.rule}: {broken.detail}"
@@ -250,19 +252,43 @@ def _audit(config: DatasiteConfig, kind: str, code_item, context, **details: Any
     )
 
 
-def count_images(kwargs: dict[str, Any]) -> int:
-    """Images in a run's inputs: the ``images`` lists of its image batches.
+def count_images(kwargs: dict[str, Any], inputs: dict[str, Any], assets: set[str]) -> int:
+    """Private images a run reads: each distinct dataset asset of the factory counted once.
+
+    Parameters
+    ----------
+    kwargs : dict
+        The run's resolved inputs, by parameter.
+    inputs : dict
+        The request's inputs as submitted, by parameter: an asset's id, or a constant.
+    assets : set of str
+        Ids of the assets of this factory's datasets.
+
+    Only inputs that are assets of the factory's datasets count, each once: a constant
+    or an object the researcher uploaded, or the same asset passed twice, adds nothing.
 
     Examples
     --------
-    >>> count_images({"images_000": {"images": [1, 2]}, "images_001": {"images": [3]}})
-    3
+    >>> batch = {"images": [1, 2]}
+    >>> count_images({"a": batch, "b": batch, "c": {"images": [0, 0, 0]}},
+    ...              {"a": "id-1", "b": "id-1", "c": {"images": [0, 0, 0]}}, {"id-1"})
+    2
     """
-    return sum(
-        len(value["images"])
-        for value in kwargs.values()
-        if isinstance(value, dict) and isinstance(value.get("images"), list)
-    )
+    counted: set[str] = set()
+    total = 0
+    for param, ref in inputs.items():
+        ref = str(ref) if not isinstance(ref, dict | list) else None
+        value = kwargs.get(param)
+        if ref in assets and ref not in counted and isinstance(value, dict):
+            counted.add(ref)
+            total += len(value.get("images", [])) if isinstance(value.get("images"), list) else 0
+    return total
+
+
+def _dataset_assets(context) -> set[str]:
+    server = context.server
+    datasets = server.services.dataset.stash.get_all(server.verify_key).unwrap()
+    return {str(asset.action_id) for dataset in datasets for asset in dataset.asset_list}
 
 
 def _request_of(code_item, context):
@@ -312,6 +338,7 @@ def _failure_message(config: DatasiteConfig, name: str, outcome: SandboxOutcome)
             "memory": f"{config.sandbox.memory_mb} MiB",
             "processes": f"{config.sandbox.max_processes} processes",
             "file size": f"{config.sandbox.max_file_mb} MiB",
+            "tmp space": f"{config.sandbox.tmp_mb} MiB",
             "output size": f"{config.sandbox.max_output_kb} KiB",
         }.get(outcome.limit, "")
         return f"run of {name} stopped by {config.name}'s {outcome.limit} limit ({value})".replace(

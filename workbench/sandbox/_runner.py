@@ -82,6 +82,8 @@ def _limit_hit(error: BaseException) -> str | None:
         return "processes"
     if isinstance(error, OSError) and error.errno == errno.EFBIG:
         return "file size"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "tmp space"
     return None
 
 

@@ -68,7 +68,7 @@ class SandboxOutcome:
         Why the run failed: the exception's traceback, the limit hit, or a refused type.
     limit : str or None
         The limit that ended the run: ``timeout``, ``cpu``, ``memory``, ``processes``,
-        ``file size``, ``output size`` (None when no limit was hit).
+        ``file size``, ``tmp space``, ``output size`` (None when no limit was hit).
     stdout : str
         What the function printed (for the factory admin only).
     seconds : float
@@ -345,7 +345,7 @@ def _outcome(
             parsed.get("result"), None, None, printed, round(seconds, 3), start, command
         )
     kind = str(parsed.get("kind", "exception"))
-    limit = kind if kind in ("memory", "processes", "file size") else None
+    limit = kind if kind in ("memory", "processes", "file size", "tmp space") else None
     error = str(parsed.get("error", "the run failed"))
     if limit is not None:
         error = f"stopped by the {limit} limit\n{error}"
