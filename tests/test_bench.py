@@ -1,4 +1,4 @@
-"""workbench.imaging.bench on small frames (the full benchmark is `workbench bench`)."""
+"""workbench.lab.bench on small frames (the full benchmark is `workbench bench`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from workbench.imaging.bench import bench_plan, format_markdown, run_bench, write_results
+from workbench.lab.bench import bench_plan, format_markdown, run_bench, write_results
 from workbench.synth import synthesize
 
 

@@ -9,18 +9,54 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # package -> module prefixes it must never import
 FORBIDDEN = {
-    "workbench/synth": ("syft", "workbench.imaging", "workbench.remote", "workbench.reports",
-                        "widgets", "workbench.floor"),
-    "workbench/imaging": ("syft", "workbench.remote", "workbench.reports", "widgets",
-                          "workbench.floor"),
+    "workbench/synth": (
+        "syft",
+        "workbench.imaging",
+        "workbench.remote",
+        "workbench.reports",
+        "widgets",
+        "workbench.floor",
+    ),
+    "workbench/imaging": (
+        "syft",
+        "workbench.synth",
+        "workbench.lab",
+        "workbench.remote",
+        "workbench.reports",
+        "widgets",
+        "workbench.floor",
+    ),
+    # Experiment harnesses: may import synth and imaging, nothing that serves or shows.
+    "workbench/lab": (
+        "syft",
+        "workbench.remote",
+        "workbench.reports",
+        "widgets",
+        "workbench.floor",
+    ),
     "workbench/remote": ("widgets", "workbench.reports", "workbench.floor"),
     "workbench/reports": ("syft", "widgets", "workbench.floor"),
     "widgets": ("syft", "workbench.floor"),
-    "workbench/privacy": ("syft", "workbench.imaging", "workbench.synth", "workbench.remote",
-                          "workbench.reports", "widgets", "workbench.floor", "workbench.sandbox"),
+    "workbench/privacy": (
+        "syft",
+        "workbench.imaging",
+        "workbench.synth",
+        "workbench.remote",
+        "workbench.reports",
+        "widgets",
+        "workbench.floor",
+        "workbench.sandbox",
+    ),
     # The sandbox runs researcher code: it knows nothing of syft, datasites or images.
-    "workbench/sandbox": ("syft", "workbench.imaging", "workbench.synth", "workbench.remote",
-                          "workbench.reports", "widgets", "workbench.floor"),
+    "workbench/sandbox": (
+        "syft",
+        "workbench.imaging",
+        "workbench.synth",
+        "workbench.remote",
+        "workbench.reports",
+        "widgets",
+        "workbench.floor",
+    ),
     "workbench/floor": ("syft", "widgets", "workbench.reports"),
 }
 # The floor uses workbench/remote for tools (publish, adopt, hash checks) only.
@@ -42,8 +78,9 @@ def test_imports_point_down(package):
     offending = []
     for path in sorted((ROOT / package).rglob("*.py")):
         for name in imported_modules(path):
-            if any(name == banned or name.startswith(banned + ".")
-                   for banned in FORBIDDEN[package]):
+            if any(
+                name == banned or name.startswith(banned + ".") for banned in FORBIDDEN[package]
+            ):
                 offending.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not offending, "\n".join(offending)
 

@@ -13,7 +13,6 @@ from workbench.camera import get_camera
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.imaging._model_network import CLASSES, CounterNet
-from workbench.imaging.evaluate import counting_accuracy
 from workbench.imaging.io import to_gray_float
 from workbench.imaging.model import (
     SHIPPED_WEIGHTS,
@@ -23,7 +22,8 @@ from workbench.imaging.model import (
     sidecar_path,
 )
 from workbench.imaging.pipeline import analyze
-from workbench.imaging.train import CHECKPOINT_NAME, WEIGHTS_NAME
+from workbench.lab.evaluate import counting_accuracy
+from workbench.lab.train import CHECKPOINT_NAME, WEIGHTS_NAME
 from workbench.synth import synthesize
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.imaging.evaluate import score_image, summarize
 from workbench.imaging.io import load_image
 from workbench.imaging.measure import agglomeration_pct, csd_histogram, primary_diameters_um
 from workbench.imaging.pipeline import METHODS, analyze, guess_camera, resolve_method
+from workbench.lab.evaluate import score_image, summarize
 from workbench.synth import synthesize
 
 CONTRACT_KEYS = {"image", "count", "particles", "agglomerates", "artifacts_removed", "csd_um",

@@ -24,8 +24,8 @@ def bench(quick: bool, outdir: Path, methods: tuple[str, ...]) -> None:
     import cv2
 
     from workbench.errors import WorkbenchError
-    from workbench.imaging.bench import format_markdown, run_bench, write_results
     from workbench.imaging.pipeline import METHODS
+    from workbench.lab.bench import format_markdown, run_bench, write_results
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

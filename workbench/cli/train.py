@@ -61,8 +61,8 @@ def train(
     pool: int,
     val_images: int,
 ) -> None:
-    from workbench.imaging.train import TrainConfig
-    from workbench.imaging.train import train as run_training
+    from workbench.lab.train import TrainConfig
+    from workbench.lab.train import train as run_training
 
     for name, value in (("--steps", steps), ("--batch", batch), ("--pool", pool)):
         _positive(name, value)

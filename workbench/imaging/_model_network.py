@@ -5,7 +5,7 @@ Input: one channel, the working-scale background-normalised gray image
 
 - channel 0, the *centroid heat map*: a peak of height 1 at the centroid of every
   primary crystal, inside agglomerates too
-  (:mod:`workbench.imaging._model_targets`);
+  (:mod:`workbench.lab._model_targets`);
 - channels 1.., class logits over :data:`CLASSES`.
 """
 

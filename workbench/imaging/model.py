@@ -13,7 +13,7 @@ background estimate. It predicts two maps:
   an agglomerate region are its primary crystals (:mod:`workbench.imaging._model_decode`).
 
 ``analyze(image, "hires")`` uses it by default; ``method="model"`` selects it for any
-camera. Training: :mod:`workbench.imaging.train` (``workbench train``); what the
+camera. Training: :mod:`workbench.lab.train` (``workbench train``); what the
 shipped weights were trained on and how they score: ``weights/MODEL_CARD.md``.
 
 The shipped weights (``weights/counter.pt``) are checked against the sha256 recorded

@@ -14,7 +14,7 @@ continues the same run.
 
 Examples
 --------
->>> from workbench.imaging.train import TrainConfig, train
+>>> from workbench.lab.train import TrainConfig, train
 >>> config = TrainConfig(steps=2, pool_tiles=2, batch=2, validation_images=0)
 >>> result = train(config, out="/tmp/wb-train-doctest", progress=False)  # doctest: +SKIP
 """
@@ -36,12 +36,12 @@ from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
 from workbench.imaging._model_input import prepare_input, working_scale
 from workbench.imaging._model_network import CounterNet
-from workbench.imaging._model_targets import target_maps
 from workbench.imaging.denoise import IMPERFECTION_KINDS
-from workbench.imaging.evaluate import score_image, summarize
 from workbench.imaging.io import to_gray_float
 from workbench.imaging.model import detect_with_counter, load_counter, resolve_device, save_weights
 from workbench.imaging.pipeline import report_from_detections
+from workbench.lab._model_targets import target_maps
+from workbench.lab.evaluate import score_image, summarize
 from workbench.synth import synthesize
 
 CAMERAS = ("legacy", "hires")

@@ -4,12 +4,12 @@ The set is generated in memory (nothing downloaded, nothing written but the
 results): both cameras, three crystal densities, every imperfection kind drawn at its
 usual rate. Each method in :data:`workbench.imaging.pipeline.METHODS` (the classical
 pipeline, the baselines and, once registered, the learned model) counts every image,
-and :mod:`workbench.imaging.evaluate` scores it. The denoisers are compared by PSNR
+and :mod:`workbench.lab.evaluate` scores it. The denoisers are compared by PSNR
 and SSIM against the noise-free frame.
 
 Examples
 --------
->>> from workbench.imaging.bench import bench_plan
+>>> from workbench.lab.bench import bench_plan
 >>> [(c, d, n) for c, d, n in bench_plan(quick=True)][:2]
 [('legacy', 10.0, 2), ('legacy', 25.0, 2)]
 """
@@ -28,9 +28,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
 from workbench.imaging.denoise import DEFAULT_DENOISER, DENOISERS, denoise
-from workbench.imaging.evaluate import ImageScore, score_image, summarize
 from workbench.imaging.io import to_gray_float
 from workbench.imaging.pipeline import METHODS, analyze
+from workbench.lab.evaluate import ImageScore, score_image, summarize
 
 DENSITIES_PER_MM2 = (10.0, 25.0, 50.0)
 IMAGES_PER_CELL = {"legacy": 20, "hires": 5}
@@ -103,7 +103,7 @@ def run_bench(
     -------
     dict
         ``set`` (what was generated), ``methods`` (method -> camera -> density ->
-        summary, see :func:`workbench.imaging.evaluate.summarize`), ``overall``
+        summary, see :func:`workbench.lab.evaluate.summarize`), ``overall``
         (method -> camera -> summary over all densities), ``denoising`` (denoiser ->
         mean PSNR/SSIM on the legacy frames) and ``chosen_denoiser``.
     """
@@ -116,8 +116,9 @@ def run_bench(
     }
     denoising: dict[str, dict[str, list[float]]] = {}
     total = sum(n for _, _, n in plan)
-    with tqdm(total=total, desc="bench", unit="image", file=sys.stderr,
-              disable=not progress) as bar:
+    with tqdm(
+        total=total, desc="bench", unit="image", file=sys.stderr, disable=not progress
+    ) as bar:
         for camera, density, count in plan:
             for index in range(count):
                 sample = synthesize(camera, bench_seed(camera, density, index), density)
@@ -129,8 +130,9 @@ def run_bench(
                     score.cpu_seconds = cpu_seconds
                     scores[method][camera].setdefault(density, []).append(score)
                 if camera == "legacy":
-                    gray_clean = sample.clean if sample.clean.ndim == 2 else to_gray_float(
-                        sample.clean)
+                    gray_clean = (
+                        sample.clean if sample.clean.ndim == 2 else to_gray_float(sample.clean)
+                    )
                     for name, values in denoising_scores(
                         to_gray_float(sample.image), gray_clean
                     ).items():
@@ -209,9 +211,14 @@ def format_markdown(results: dict) -> str:
             for density, summary in cells:
                 values = [_format(summary[key] * factor) for key, _, factor in COLUMNS]
                 lines.append(_row([method, camera, density, str(summary["images"]), *values]))
-    lines += ["", f"## Denoising (legacy frames, against the noise-free frame; "
-              f"chosen: {results['chosen_denoiser']})", "",
-              _row(["image", "PSNR dB", "SSIM"]), _row(["---"] * 3)]
+    lines += [
+        "",
+        f"## Denoising (legacy frames, against the noise-free frame; "
+        f"chosen: {results['chosen_denoiser']})",
+        "",
+        _row(["image", "PSNR dB", "SSIM"]),
+        _row(["---"] * 3),
+    ]
     for name, metrics in results["denoising"].items():
         lines.append(_row([name, f"{metrics['psnr_db']:.2f}", f"{metrics['ssim']:.4f}"]))
     return "\n".join(lines) + "\n"

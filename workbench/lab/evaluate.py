@@ -7,7 +7,7 @@ particle); imperfections (bubble, debris, fibre, scratch, dust) are never partic
 
 Examples
 --------
->>> from workbench.imaging.evaluate import counting_accuracy
+>>> from workbench.lab.evaluate import counting_accuracy
 >>> counting_accuracy(predicted=97, true=100)
 0.97
 """
@@ -136,15 +136,17 @@ def score_image(report, truth: dict, labels: np.ndarray | None = None) -> ImageS
     pixel_size = float(truth["pixel_size_um"])
     objects = truth["objects"]
     true_particles = [
-        o for o in objects
+        o
+        for o in objects
         if o["kind"] == "agglomerate" or (o["kind"] == "crystal" and o.get("agglomerate") is None)
     ]
     imperfections = [o for o in objects if o["kind"] in IMPERFECTION_KINDS]
     predicted = [o for o in report.objects if o["kind"] in ("crystal", "agglomerate")]
 
     crystal_diameters = [o["diameter_um"] for o in objects if o["kind"] == "crystal"]
-    median_radius_px = 0.5 * float(np.median(crystal_diameters)) / pixel_size if (
-        crystal_diameters) else 10.0
+    median_radius_px = (
+        0.5 * float(np.median(crystal_diameters)) / pixel_size if (crystal_diameters) else 10.0
+    )
     true_xy = np.array([o["centroid_xy"] for o in true_particles], float).reshape(-1, 2)
     true_radius = np.array(
         [max(median_radius_px, 0.5 * o["diameter_um"] / pixel_size) for o in true_particles]
@@ -211,9 +213,7 @@ def summarize(scores: list[ImageScore]) -> dict[str, float]:
         return sum(getattr(s, name) for s in scores)
 
     true_total = max(total("true_count"), 1)
-    d50_errors = [
-        abs(s.d50_predicted - s.d50_true) / s.d50_true for s in scores if s.d50_true > 0
-    ]
+    d50_errors = [abs(s.d50_predicted - s.d50_true) / s.d50_true for s in scores if s.d50_true > 0]
     return {
         "images": len(scores),
         "accuracy": round(float(np.mean([s.accuracy for s in scores])), 4),
@@ -259,8 +259,10 @@ def _on_imperfections(
 def _near(xy, imperfections, pixel_size, default_radius_px) -> np.ndarray:
     centres = np.array([o["centroid_xy"] for o in imperfections], float)
     radius = np.array(
-        [max(default_radius_px, 0.5 * o.get("diameter_um", 0.0) / pixel_size)
-         for o in imperfections]
+        [
+            max(default_radius_px, 0.5 * o.get("diameter_um", 0.0) / pixel_size)
+            for o in imperfections
+        ]
     )
     distance = np.linalg.norm(xy[:, None, :] - centres[None, :, :], axis=2)
     return (distance <= radius[None, :]).any(axis=1)
