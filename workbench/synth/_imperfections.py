@@ -16,12 +16,11 @@ import numpy as np
 from workbench.errors import WorkbenchError
 from workbench.synth._render import Patch, box_grid, stamp
 from workbench.synth._shapes import polygon_area, polygon_centroid
+from workbench.synth.domain import DEFAULT, Domain
 
 # Mean number per mm² of field (a full frame is about 5.2 mm²).
 RATES_PER_MM2 = {"bubble": 0.12, "debris": 0.5, "fibre": 0.08, "scratch": 0.06, "dust": 1.5}
 KINDS = tuple(RATES_PER_MM2)
-# Chance that an object must keep clear of every crystal (the rest may overlap some).
-KEEP_CLEAR = {"bubble": 0.85, "debris": 0.85, "fibre": 0.5, "scratch": 0.0, "dust": 0.85}
 TRIES = 40
 
 
@@ -215,18 +214,21 @@ def scatter(
     last_crystal: int,
     first_id: int,
     pixel_size_um: float,
+    domain: Domain = DEFAULT,
 ) -> list[Imperfection]:
     """Draw, place and stamp imperfections, labelled `first_id`, `first_id` + 1, ...
 
     `protected` marks pixels (around crystal centres) that no imperfection may cover;
-    labels up to `last_crystal` are crystals. An object that finds no place is dropped.
+    labels up to `last_crystal` are crystals. An object of a kind keeps clear of every
+    crystal with the domain's ``keep_clear`` chance (the rest may overlap some). An
+    object that finds no place is dropped.
     """
     px = 1.0 / pixel_size_um
     height, width = log_t.shape
     placed = []
     for kind in KINDS:
         for _ in range(counts[kind]):
-            keep_clear = rng.random() < KEEP_CLEAR[kind]
+            keep_clear = rng.random() < domain.keep_clear[kind]
             for attempt in range(TRIES):
                 centre = rng.uniform([0, 0], [width - 1, height - 1])
                 if kind == "scratch":

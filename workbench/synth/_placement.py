@@ -1,6 +1,7 @@
 """Layout: build agglomerates and place particles so that separate ones never touch.
 
-A particle is one crystal or an agglomerate (2-6 touching or overlapping crystals).
+A particle is one crystal or an agglomerate (2 or more touching or overlapping crystals,
+as many as the domain allows).
 Particles are placed by rejection sampling on a coarse occupancy grid, keeping a gap
 of at least two grid cells between any two of them, and kept fully inside the frame.
 """
@@ -20,22 +21,23 @@ from workbench.synth._shapes import (
     polygon_area,
     polygon_centroid,
 )
+from workbench.synth.domain import DEFAULT, Domain
 
-MEMBER_COUNTS = np.arange(2, 7)
-MEMBER_PROBABILITIES = np.array([0.36, 0.26, 0.18, 0.11, 0.09])
-MAX_OVERLAP = 0.30  # of the smaller crystal of a touching pair
 CELL_UM = 4.0  # occupancy grid cell
 GRID_BORDER = 8  # cells of padding so no slice ever leaves the grid
 PLACEMENT_TRIES = 60
 
 
-def _attach(rng: np.random.Generator, members: list[Crystal], new: Crystal) -> Crystal | None:
-    """Slide `new` towards a random member until they share a random fraction of area."""
-    anchor = members[rng.integers(len(members))]
+def _attach(
+    rng: np.random.Generator, members: list[Crystal], new: Crystal, domain: Domain, chain: bool
+) -> Crystal | None:
+    """Slide `new` towards a random member (the last one in a chain) until they share a
+    random fraction of area, at most ``domain.max_overlap`` of the smaller."""
+    anchor = members[-1] if chain else members[rng.integers(len(members))]
     angle = rng.uniform(0.0, 2 * np.pi)
     direction = np.array([np.cos(angle), np.sin(angle)])
     smaller = min(polygon_area(anchor.vertices), polygon_area(new.vertices))
-    target = rng.uniform(0.03, MAX_OVERLAP) * smaller
+    target = rng.uniform(0.03, domain.max_overlap) * smaller
     centre = anchor.vertices.mean(axis=0)
     near, far = (
         0.0,
@@ -49,20 +51,25 @@ def _attach(rng: np.random.Generator, members: list[Crystal], new: Crystal) -> C
     placed = new.shifted(centre + far * direction)
     for member in members:
         shared = overlap_area(member.vertices, placed.vertices)
-        limit = MAX_OVERLAP * min(polygon_area(member.vertices), polygon_area(placed.vertices))
+        limit = domain.max_overlap * min(
+            polygon_area(member.vertices), polygon_area(placed.vertices)
+        )
         # The newest crystal lies on top: it must leave every older centre visible.
         if shared > limit + 1e-9 or contains(placed.vertices, polygon_centroid(member.vertices)):
             return None
     return placed
 
 
-def draw_agglomerate(rng: np.random.Generator, pixel_size_um: float, size: int) -> list[Crystal]:
+def draw_agglomerate(
+    rng: np.random.Generator, pixel_size_um: float, size: int, domain: Domain = DEFAULT
+) -> list[Crystal]:
     """Up to `size` crystals, each touching or overlapping an earlier one (drawn on top of it)."""
-    members = [draw_crystal(rng, pixel_size_um)]
+    chain = domain.chain > 0 and bool(rng.random() < domain.chain)
+    members = [draw_crystal(rng, pixel_size_um, domain)]
     for _ in range(10 * size):
         if len(members) == size:
             break
-        placed = _attach(rng, members, draw_crystal(rng, pixel_size_um))
+        placed = _attach(rng, members, draw_crystal(rng, pixel_size_um, domain), domain, chain)
         if placed is not None:
             members.append(placed)
     centre = np.concatenate([m.vertices for m in members]).mean(axis=0)
@@ -70,17 +77,22 @@ def draw_agglomerate(rng: np.random.Generator, pixel_size_um: float, size: int) 
 
 
 def draw_particles(
-    rng: np.random.Generator, pixel_size_um: float, n_crystals: int, agglomerate_fraction: float
+    rng: np.random.Generator,
+    pixel_size_um: float,
+    n_crystals: int,
+    agglomerate_fraction: float,
+    domain: Domain = DEFAULT,
 ) -> list[list[Crystal]]:
     """Particles holding about `n_crystals` crystals in all, centred on the origin."""
     particles: list[list[Crystal]] = []
+    member_counts = np.arange(2, 2 + len(domain.member_probabilities))
     remaining = n_crystals
     while remaining > 0:
         if remaining >= 2 and rng.random() < agglomerate_fraction:
-            size = min(int(rng.choice(MEMBER_COUNTS, p=MEMBER_PROBABILITIES)), remaining)
-            particle = draw_agglomerate(rng, pixel_size_um, size)
+            size = min(int(rng.choice(member_counts, p=domain.member_probabilities)), remaining)
+            particle = draw_agglomerate(rng, pixel_size_um, size, domain)
         else:
-            particle = [draw_crystal(rng, pixel_size_um)]
+            particle = [draw_crystal(rng, pixel_size_um, domain)]
         particles.append(particle)
         remaining -= len(particle)
     return particles

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from workbench.synth._shapes import polygon_area, polygon_centroid, signed_distance
+from workbench.synth.domain import DEFAULT, Domain
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,16 @@ class CrystalLook:
 
 
 def draw_look(
-    rng: np.random.Generator, vertices: np.ndarray, pixel_size_um: float, in_focus: bool
+    rng: np.random.Generator,
+    vertices: np.ndarray,
+    pixel_size_um: float,
+    in_focus: bool,
+    domain: Domain = DEFAULT,
 ) -> CrystalLook:
     """Random refraction parameters for one crystal (rim about 1-2 px at 2 µm/px)."""
     px = 1.0 / pixel_size_um
     magnitude = rng.uniform(0.02, 0.08)
-    rim_sigma = rng.uniform(0.7, 1.3) * px
+    rim_sigma = rng.uniform(*domain.rim_sigma_px) * px
     halo_sigma = 1.3 * rim_sigma
     side = -1.0 if rng.random() < 0.7 else 1.0
     facets: list[tuple[float, float, float, float]] = []
@@ -71,13 +76,15 @@ def draw_look(
         ):
             end = vertices[i] + rng.uniform(0.5, 1.0) * (inner - vertices[i])
             facets.append((*vertices[i], *end))
+    # The other side of focus swaps the rim: a bright line with a dark halo beside it.
+    polarity = -0.5 if domain.bright_rim > 0 and rng.random() < domain.bright_rim else 1.0
     return CrystalLook(
         interior=-magnitude if rng.random() < 0.65 else magnitude,
         tilt=tuple(rng.uniform(-0.03, 0.03, 2)),
-        rim_depth=rng.uniform(0.35, 0.65),
+        rim_depth=polarity * rng.uniform(*domain.rim_depth),
         edge_contrast=tuple(rng.uniform(0.55, 1.15, len(vertices))),
         rim_sigma=rim_sigma,
-        halo_gain=rng.uniform(0.06, 0.18),
+        halo_gain=np.copysign(rng.uniform(0.06, 0.18), polarity),
         halo_offset=side * (2.2 * np.hypot(rim_sigma, 0.3) + 0.5 * px),
         halo_sigma=halo_sigma,
         band_depth=rng.uniform(0.0, 0.12),

@@ -1,4 +1,4 @@
-"""Crystal geometry: convex polygons (plates, rhombi, prisms) and how they overlap.
+"""Crystal geometry: convex polygons (plates, rhombi, prisms, ...) and how they overlap.
 
 Vertices are ``(x, y)`` = (column, row) in pixels; integer coordinates are pixel
 centres, as in OpenCV.
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SHAPES = ("rectangle", "rhombus", "hexagon", "prism")
-SHAPE_PROBABILITIES = (0.2, 0.2, 0.25, 0.35)
+from workbench.synth.domain import DEFAULT, Domain
+
+HABITS = ("rectangle", "rhombus", "hexagon", "prism", "needle", "irregular", "rounded", "triangle")
 # Seed-stage sucrose: lognormal equivalent-circle diameters, median ~40 µm.
 MEDIAN_DIAMETER_UM = 40.0
 DIAMETER_SIGMA = 0.35
@@ -61,8 +62,24 @@ def _habit(rng: np.random.Generator, shape: str) -> np.ndarray:
     if shape == "hexagon":
         angles = np.arange(6) * np.pi / 3
         return np.stack([np.cos(angles) * rng.uniform(1.0, 1.35), np.sin(angles)], axis=1)
-    # Elongated prism (aspect 1.5-3) with bevelled ends; some ends cut square.
-    a = rng.uniform(1.5, 3.0)
+    if shape == "irregular":  # a broken or unevenly grown crystal: 5-9 random faces
+        angles = np.sort(rng.uniform(0.0, 2 * np.pi, rng.integers(5, 10)))
+        radii = rng.uniform(0.6, 1.0, angles.size)
+        return np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+    if shape == "rounded":  # edges worn round in the mixer
+        angles = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+        return np.stack([np.cos(angles) * rng.uniform(1.0, 1.4), np.sin(angles)], axis=1)
+    if shape == "triangle":  # a truncated triangular plate
+        cut = rng.uniform(0.1, 0.3)
+        corners = np.array([[np.cos(a), np.sin(a)] for a in np.arange(3) * 2 * np.pi / 3])
+        return np.concatenate(
+            [
+                [c + cut * (corners[i - 1] - c), c + cut * (corners[(i + 1) % 3] - c)]
+                for i, c in enumerate(corners)
+            ]
+        )
+    # Elongated prism (aspect 1.5-3, a needle 3-6) with bevelled ends; some ends square.
+    a = rng.uniform(3.0, 6.0) if shape == "needle" else rng.uniform(1.5, 3.0)
     left, right = (rng.uniform(0.15, 0.45) if rng.random() < 0.8 else 0.0 for _ in range(2))
     outline = [[-a / 2 + left, -0.5], [a / 2 - right, -0.5]]
     outline += [[a / 2, 0.0]] if right else []
@@ -77,17 +94,22 @@ def draw_diameter_um(rng: np.random.Generator) -> float:
     return float(np.clip(d, *DIAMETER_RANGE_UM))
 
 
-def draw_crystal(rng: np.random.Generator, pixel_size_um: float) -> Crystal:
-    """A random crystal centred (area centroid) on the origin, random orientation.
+def draw_crystal(
+    rng: np.random.Generator, pixel_size_um: float, domain: Domain = DEFAULT
+) -> Crystal:
+    """A random crystal of `domain`, centred (area centroid) on the origin, random orientation.
 
     Examples
     --------
     >>> c = draw_crystal(np.random.default_rng(0), 2.0)
-    >>> c.shape in SHAPES, bool(np.allclose(polygon_centroid(c.vertices), 0))
+    >>> c.shape in HABITS, bool(np.allclose(polygon_centroid(c.vertices), 0))
     (True, True)
     """
-    shape = SHAPES[rng.choice(len(SHAPES), p=SHAPE_PROBABILITIES)]
+    habits = list(domain.habits)
+    shape = habits[rng.choice(len(habits), p=list(domain.habits.values()))]
     outline = _habit(rng, shape)
+    if domain.elongation != (1.0, 1.0):
+        outline = outline * np.array([rng.uniform(*domain.elongation), 1.0])
     outline = outline + rng.normal(0.0, 0.025, outline.shape)  # real crystals are not perfect
     hull = cv2.convexHull(outline.astype(np.float32)).reshape(-1, 2).astype(np.float64)
     angle = rng.uniform(0.0, np.pi)

@@ -23,10 +23,9 @@ from workbench.synth._optics import (
 from workbench.synth._placement import draw_particles, place_particles
 from workbench.synth._render import crystal_patch, draw_look, stamp
 from workbench.synth._shapes import Crystal, polygon_area, polygon_centroid, union_area_centroid
+from workbench.synth.domain import Domain, get_domain
 
 DENSITY_RANGE_PER_MM2 = (8.0, 40.0)  # drawn when no density is given
-AGGLOMERATE_FRACTION = (0.15, 0.25)  # of particles
-OUT_OF_FOCUS = 0.10  # of particles
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +100,7 @@ def synthesize(
     shape: tuple[int, int] | None = None,
     jpeg_quality: int | None = None,
     imperfections: bool | Mapping[str, int] = True,
+    domain: str | Domain = "default",
 ) -> SyntheticImage:
     """Render one brightfield micrograph of translucent seed crystals with its ground truth.
 
@@ -121,6 +121,9 @@ def synthesize(
     imperfections : bool or mapping
         True: a random number of bubbles, debris, fibres, scratches and dust; False:
         none; a mapping such as ``{"bubble": 2}``: exactly those (others none).
+    domain : {"default", "wide"} or Domain
+        The ranges the frame's geometry, optics and noise are drawn from
+        (:mod:`workbench.synth.domain`); "wide" is the training domain.
 
     Returns
     -------
@@ -138,6 +141,7 @@ def synthesize(
     seed = check_seed(seed)
     check_density(density_per_mm2)
     check_jpeg_quality(jpeg_quality)
+    domain = get_domain(domain)
     height, width = _frame_shape(profile.shape, shape)
     ps = profile.pixel_size_um
     area_mm2 = height * width * (ps / 1000.0) ** 2
@@ -148,7 +152,11 @@ def synthesize(
     counts = _imperfections.draw_counts(rng, area_mm2, imperfections)
 
     particles = draw_particles(
-        rng, ps, round(density_per_mm2 * area_mm2), rng.uniform(*AGGLOMERATE_FRACTION)
+        rng,
+        ps,
+        round(density_per_mm2 * area_mm2),
+        rng.uniform(*domain.agglomerate_fraction),
+        domain,
     )
     particles = place_particles(rng, particles, (height, width), ps, margin_px=2 + 3.0 / ps)
 
@@ -160,13 +168,15 @@ def synthesize(
     agglomerates = 0
     next_id = 1
     for particle in particles:
-        in_focus = bool(rng.random() >= OUT_OF_FOCUS)
+        in_focus = bool(rng.random() >= domain.out_of_focus)
         group = next_id + len(particle) if len(particle) > 1 else None
         for crystal in particle:
             stamp(
                 log_t,
                 labels,
-                crystal_patch(crystal.vertices, draw_look(rng, crystal.vertices, ps, in_focus)),
+                crystal_patch(
+                    crystal.vertices, draw_look(rng, crystal.vertices, ps, in_focus, domain)
+                ),
                 next_id,
             )
             record = _crystal_record(next_id, crystal, ps, in_focus, group)
@@ -190,11 +200,14 @@ def synthesize(
             next_id += 1
 
     gains = channel_gains(rng, profile.channels)
-    light = illumination(rng, (height, width))
-    clean = tinted(cv2.multiply(light, cv2.exp(log_t)), gains)
+    light = illumination(rng, (height, width), domain)
+    defocus_px = rng.uniform(*domain.defocus_um) / ps if domain.defocus_um[1] > 0 else 0.0
+    clean = tinted(cv2.multiply(light, cv2.exp(_defocused(log_t, defocus_px))), gains)
     np.minimum(clean, 1.0, out=clean)  # bright halos may saturate; nothing goes below 0
-    placed = _imperfections.scatter(rng, counts, log_t, labels, protected, next_id - 1, next_id, ps)
-    image = expose(rng, cv2.multiply(light, cv2.exp(log_t)), gains)
+    placed = _imperfections.scatter(
+        rng, counts, log_t, labels, protected, next_id - 1, next_id, ps, domain
+    )
+    image = expose(rng, cv2.multiply(light, cv2.exp(_defocused(log_t, defocus_px))), gains, domain)
     if jpeg_quality is not None:
         image = jpeg_roundtrip(image, jpeg_quality)
     for offset, item in enumerate(placed):
@@ -232,6 +245,11 @@ def synthesize(
         "objects": objects,
     }
     return SyntheticImage(image, clean, light, labels, truth)
+
+
+def _defocused(log_t: np.ndarray, sigma_px: float) -> np.ndarray:
+    """The slide's log-transmission seen through a lens `sigma_px` out of focus."""
+    return cv2.GaussianBlur(log_t, (0, 0), sigma_px) if sigma_px > 0 else log_t
 
 
 def _crystal_record(
