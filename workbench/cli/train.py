@@ -51,6 +51,20 @@ def _positive(name: str, value: int) -> None:
     show_default=True,
     help="Validation frames per camera (0: no validation).",
 )
+@click.option(
+    "--domain",
+    type=click.Choice(["default", "wide"]),
+    default="wide",
+    show_default=True,
+    help="Synthetic domain of the tiles; wide also varies the pixel size 0.3-3 µm.",
+)
+@click.option(
+    "--init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start from these weights (fine-tuning) instead of a fresh network.",
+)
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="Peak learning rate.")
 def train(
     steps: int,
     out: Path,
@@ -60,6 +74,9 @@ def train(
     batch: int,
     pool: int,
     val_images: int,
+    domain: str,
+    init: Path | None,
+    lr: float,
 ) -> None:
     from workbench.lab.train import TrainConfig
     from workbench.lab.train import train as run_training
@@ -75,6 +92,9 @@ def train(
         validation_images=val_images,
         seed=seed,
         device=device,
+        domain=domain,
+        init=None if init is None else str(init),
+        learning_rate=lr,
     )
     result = run_training(config, out, resume=resume)
     click.echo(

@@ -161,6 +161,30 @@ def load_counter(path: str | Path | None = None, device: str = "auto") -> Crysta
     ('counter.pt', 64)
     """
     path = Path(path) if path is not None else SHIPPED_WEIGHTS
+    net, actual = load_network(path)
+    target = resolve_device(device)
+    net = fused_for_inference(net).to(target, memory_format=torch.channels_last)
+    if "OMP_NUM_THREADS" not in os.environ:  # an explicit thread count wins
+        torch.set_num_threads(_available_cpus())
+    return CrystalCounter(net=net, device=target, path=path, sha256=actual)
+
+
+def load_network(path: str | Path) -> tuple[CounterNet, str]:
+    """The trainable network stored in a weights file (BatchNorm not folded) and its sha256,
+    after checking the sha256 against the sidecar; the start of a fine-tuning run.
+
+    Raises
+    ------
+    WorkbenchError
+        As :func:`load_counter`.
+
+    Examples
+    --------
+    >>> net, sha256 = load_network(SHIPPED_WEIGHTS)
+    >>> net.training, len(sha256)
+    (True, 64)
+    """
+    path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"{path}: model weights file not found")
     sidecar = sidecar_path(path)
@@ -182,11 +206,7 @@ def load_counter(path: str | Path | None = None, device: str = "auto") -> Crysta
         net.load_state_dict(saved["state_dict"])
     except Exception as error:  # torch raises many types for a file that is not ours
         raise WorkbenchError(f"{path}: not crystal counter weights ({error})") from None
-    target = resolve_device(device)
-    net = fused_for_inference(net).to(target, memory_format=torch.channels_last)
-    if "OMP_NUM_THREADS" not in os.environ:  # an explicit thread count wins
-        torch.set_num_threads(_available_cpus())
-    return CrystalCounter(net=net, device=target, path=path, sha256=actual)
+    return net, actual
 
 
 def predict_maps(

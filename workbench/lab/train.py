@@ -38,7 +38,13 @@ from workbench.imaging._model_input import prepare_input, working_scale
 from workbench.imaging._model_network import CounterNet
 from workbench.imaging.denoise import IMPERFECTION_KINDS
 from workbench.imaging.io import to_gray_float
-from workbench.imaging.model import detect_with_counter, load_counter, resolve_device, save_weights
+from workbench.imaging.model import (
+    detect_with_counter,
+    load_counter,
+    load_network,
+    resolve_device,
+    save_weights,
+)
 from workbench.imaging.pipeline import report_from_detections
 from workbench.lab._model_targets import target_maps
 from workbench.lab.evaluate import score_image, summarize
@@ -46,6 +52,10 @@ from workbench.synth import synthesize
 
 CAMERAS = ("legacy", "hires")
 DENSITY_RANGE_PER_MM2 = (5.0, 60.0)
+# The wide domain also spans microscopes: 0.3-3 µm per pixel (drawn log-uniform), and
+# denser slides.
+WIDE_PIXEL_SIZE_UM = (0.3, 3.0)
+WIDE_DENSITY_RANGE_PER_MM2 = (5.0, 80.0)
 VALIDATION_DENSITIES = (10.0, 30.0, 55.0)
 CHECKPOINT_NAME = "checkpoint.pt"
 WEIGHTS_NAME = "counter.pt"
@@ -89,6 +99,11 @@ class TrainConfig:
         Seed of everything.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
+    domain : {"default", "wide"}
+        The synthetic domain tiles are drawn from (:mod:`workbench.synth.domain`);
+        "wide" also draws each tile's pixel size from ``WIDE_PIXEL_SIZE_UM``.
+    init : str, optional
+        Weights to start from (fine-tuning) instead of a fresh network.
     """
 
     steps: int = 7000
@@ -104,6 +119,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "auto"
+    domain: str = "default"
+    init: str | None = None
 
 
 @dataclass
@@ -126,7 +143,7 @@ class TrainResult:
     seconds: float
 
 
-def make_tile(seed: int, tile: int = 256) -> Tile:
+def make_tile(seed: int, tile: int = 256, domain: str = "default") -> Tile:
     """Generate one training tile (camera, density, imperfections, JPEG drawn from `seed`).
 
     Examples
@@ -134,9 +151,16 @@ def make_tile(seed: int, tile: int = 256) -> Tile:
     >>> t = make_tile(0, tile=64)
     >>> t.image.shape, t.heat.shape, t.classes.dtype
     ((64, 64), (64, 64), dtype('uint8'))
+    >>> make_tile(0, tile=64, domain="wide").image.shape
+    (64, 64)
     """
     rng = np.random.default_rng(seed)
     camera = get_camera(CAMERAS[int(rng.integers(len(CAMERAS)))])
+    densities = DENSITY_RANGE_PER_MM2
+    if domain != "default":
+        low, high = np.log(WIDE_PIXEL_SIZE_UM)
+        camera = get_camera(camera.name, float(np.exp(rng.uniform(low, high))))
+        densities = WIDE_DENSITY_RANGE_PER_MM2
     scale = working_scale(camera.pixel_size_um)
     side = round(tile * scale)
     # Half the tiles get extra imperfections of every kind: a tile is small, and the
@@ -150,10 +174,12 @@ def make_tile(seed: int, tile: int = 256) -> Tile:
     sample = synthesize(
         camera.name,
         seed=int(rng.integers(2**31)),
-        density_per_mm2=float(rng.uniform(*DENSITY_RANGE_PER_MM2)),
+        density_per_mm2=float(rng.uniform(*densities)),
+        pixel_size_um=camera.pixel_size_um,
         shape=(side, side),
         jpeg_quality=int(rng.integers(55, 96)) if rng.random() < 0.3 else None,
         imperfections=imperfections,
+        domain=domain,
     )
     image = prepare_input(to_gray_float(sample.image), camera.pixel_size_um)
     heat, classes = target_maps(sample.labels, sample.truth["objects"], image.shape, scale)
@@ -221,7 +247,8 @@ def train(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     # channels_last: about 1.5x faster convolutions on CPU for these few channels.
-    net = CounterNet().to(device, memory_format=torch.channels_last)
+    net = CounterNet() if config.init is None else load_network(config.init)[0]
+    net = net.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.steps))
     rng = np.random.default_rng(config.seed)
@@ -236,7 +263,7 @@ def train(
         run = _Progress(state["step"], state["pool_seeds"], state["next_seed"])
     seed_base = np.random.SeedSequence(config.seed)
     pool = [
-        make_tile(_tile_seed(seed_base, s), config.tile)
+        make_tile(_tile_seed(seed_base, s), config.tile, config.domain)
         for s in tqdm(run.pool_seeds, desc="tiles", disable=not progress, leave=False)
     ]
     frames = validation_set(config.validation_images, config.seed)
@@ -314,7 +341,7 @@ def _refresh_pool(
     n_new = max(1, round(config.refresh_fraction * len(pool)))
     for index in rng.choice(len(pool), size=n_new, replace=False):
         run.pool_seeds[index] = run.next_seed
-        pool[index] = make_tile(_tile_seed(seed_base, run.next_seed), config.tile)
+        pool[index] = make_tile(_tile_seed(seed_base, run.next_seed), config.tile, config.domain)
         run.next_seed += 1
 
 
