@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -11,7 +13,13 @@ import tifffile
 from PIL import Image
 
 from workbench.errors import WorkbenchError
-from workbench.imaging.io import list_images, load_image, to_gray_float
+from workbench.imaging.io import (
+    SUPPORTED_EXTENSIONS,
+    declared_size,
+    list_images,
+    load_image,
+    to_gray_float,
+)
 
 SHAPE = (80, 96)
 
@@ -19,6 +27,8 @@ SHAPE = (80, 96)
 def _pattern(dtype=np.uint8, channels=1) -> np.ndarray:
     top = np.iinfo(dtype).max
     ramp = np.linspace(0, top, SHAPE[0] * SHAPE[1]).reshape(SHAPE).astype(dtype)
+    if channels == 4:  # an opaque alpha channel
+        return np.dstack([ramp] * 3 + [np.full(SHAPE, top, dtype)])
     return ramp if channels == 1 else np.dstack([ramp] * channels)
 
 
@@ -80,6 +90,12 @@ def _png_bytes() -> bytes:
 
 def _jpeg_bytes() -> bytes:
     return _encoded(_pattern(), ".jpg")
+
+
+def _tiff_bytes() -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, _pattern(np.uint16))  # uncompressed: 15 kB of strips
+    return buffer.getvalue()
 
 
 def _zero_width_png() -> bytes:
@@ -144,3 +160,93 @@ def test_to_gray_float_accepts_pil_converted_arrays():
     buffer = io.BytesIO()
     Image.fromarray(rgba).save(buffer, format="PNG")
     assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _declared_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height over a few bytes of pixel data."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100_000))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bomb_is_refused_from_its_header(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_declared_png(40_000, 40_000))
+    assert path.stat().st_size < 2_000
+    with pytest.raises(WorkbenchError) as error:
+        load_image(path)
+    message = str(error.value)
+    assert str(path) in message and "40000 x 40000" in message and "limit of 64" in message
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".tif", ".bmp"])
+def test_declared_size_is_read_from_every_header(extension):
+    data = _encoded(_pattern(), extension)
+    assert declared_size(data, SUPPORTED_EXTENSIONS[extension]) == (SHAPE[1], SHAPE[0])
+    assert declared_size(data[:10], SUPPORTED_EXTENSIONS[extension]) is None
+
+
+def test_oversized_tiff_and_jpeg_headers_are_refused(tmp_path):
+    tiff = bytearray(_encoded(_pattern(), ".tif"))
+    tiff_path = tmp_path / "huge.tif"
+    # Patch ImageWidth / ImageLength (tags 256, 257) in the first directory.
+    offset = struct.unpack("<I", tiff[4:8])[0]
+    for index in range(struct.unpack("<H", tiff[offset : offset + 2])[0]):
+        start = offset + 2 + 12 * index
+        tag, kind = struct.unpack("<HH", tiff[start : start + 4])
+        if tag in (256, 257):
+            tiff[start + 2 : start + 12] = struct.pack("<HII", 4, 1, 20_000)
+    tiff_path.write_bytes(bytes(tiff))
+    jpeg = bytearray(_jpeg_bytes())
+    frame = jpeg.find(b"\xff\xc0")
+    jpeg[frame + 5 : frame + 9] = struct.pack(">HH", 65_000, 65_000)
+    jpeg_path = tmp_path / "huge.jpg"
+    jpeg_path.write_bytes(bytes(jpeg))
+    for path in (tiff_path, jpeg_path):
+        with pytest.raises(WorkbenchError, match="megapixels.*not decoded"):
+            load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        (
+            "jpeg.png",
+            _jpeg_bytes(),
+            "mislabelled file (the content is a JPEG image, the name says PNG)",
+        ),
+        ("png.tif", _png_bytes(), "mislabelled file (the content is a PNG image"),
+        ("truncated.bmp", _encoded(_pattern(), ".bmp")[:3000], "truncated BMP"),
+        ("truncated.tif", _tiff_bytes()[:5000], "truncated TIFF"),
+        ("no_header.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 8 + b"IEND", "no image size"),
+    ],
+)
+def test_truncated_and_mislabelled_files_name_the_reason(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(WorkbenchError) as error:
+        load_image(path)
+    assert str(error.value).startswith(f"{path}: ") and reason in str(error.value)
+
+
+def test_transparent_rgba_is_refused_and_odd_layouts_named(tmp_path):
+    rgba = _pattern(channels=4)
+    rgba[:10, :10, 3] = 0
+    transparent = tmp_path / "transparent.png"
+    transparent.write_bytes(_encoded(rgba, ".png"))
+    with pytest.raises(WorkbenchError, match="transparent pixels"):
+        load_image(transparent)
+    five = tmp_path / "five.tif"
+    tifffile.imwrite(
+        five, np.zeros((*SHAPE, 5), np.uint8), photometric="minisblack", planarconfig="contig"
+    )
+    with pytest.raises(WorkbenchError, match=r"unsupported channel layout \(array of shape"):
+        load_image(five)
