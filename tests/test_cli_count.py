@@ -12,7 +12,7 @@ import pytest
 from workbench.synth import synthesize, write_sample
 
 CONTRACT_KEYS = {"image", "count", "particles", "agglomerates", "artifacts_removed", "csd_um",
-                 "method", "seconds"}
+                 "method", "seconds", "uncertainty"}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -56,7 +56,7 @@ def test_table_and_overlay(folder, tmp_path):
     image = folder / "frame1.png"
     result = _run(str(image), "--overlay", str(overlays), "--camera", "legacy")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split()[:3] == ["image", "count", "particles"]
+    assert result.stdout.splitlines()[0].split()[:4] == ["image", "count", "range", "particles"]
     assert "frame1.png" in result.stdout
     written = cv2.imread(str(overlays / "frame1.overlay.png"))
     assert written.shape == (1024, 1280, 3)

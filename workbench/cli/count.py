@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from workbench.errors import WorkbenchError
 
-TABLE_COLUMNS = ("image", "count", "particles", "agglomerates", "artifacts_removed",
-                 "d10", "d50", "d90", "method", "seconds")
+TABLE_COLUMNS = ("image", "count", "range", "particles", "agglomerates", "artifacts_removed",
+                 "d10", "d50", "d90", "method", "seconds", "check")
 
 
 def _method_choices() -> list[str]:
@@ -113,11 +113,16 @@ def _write_overlay(path: Path, image, report) -> None:
         raise WorkbenchError(f"overlay {path}: cannot be written")
 
 
+def _count_range(uncertainty: dict | None) -> str:
+    return "" if uncertainty is None else f"{uncertainty['low']}-{uncertainty['high']}"
+
+
 def _table(rows: list[dict]) -> str:
     cells = [
-        [str(row["image"]), str(row["count"]), str(row["particles"]), str(row["agglomerates"]),
+        [str(row["image"]), str(row["count"]), _count_range(row["uncertainty"]),
+         str(row["particles"]), str(row["agglomerates"]),
          str(row["artifacts_removed"]), *(f"{row['csd_um'][k]:.1f}" for k in ("d10", "d50", "d90")),
-         row["method"], f"{row['seconds']:.2f}"]
+         row["method"], f"{row['seconds']:.2f}", (row["uncertainty"] or {}).get("flag") or ""]
         for row in rows
     ]
     header = [c if c not in ("d10", "d50", "d90") else f"{c} µm" for c in TABLE_COLUMNS]

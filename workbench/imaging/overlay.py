@@ -21,6 +21,7 @@ from workbench.imaging.io import LoadedImage, to_gray_float
 CRYSTAL_RGB = (0, 200, 255)
 AGGLOMERATE_RGB = (255, 140, 0)
 IMPERFECTION_RGB = (230, 0, 230)
+UNCERTAIN_RGB = (220, 0, 0)  # a frame to check by eye
 
 
 def draw_overlay(image, report) -> np.ndarray:
@@ -88,6 +89,11 @@ def _legend(canvas: np.ndarray, report) -> None:
         (f"agglomerates: {report.agglomerates}", AGGLOMERATE_RGB),
         (f"imperfections removed: {report.artifacts_removed}", IMPERFECTION_RGB),
     ]
+    uncertainty = report.uncertainty
+    if uncertainty is not None:
+        check = f"  CHECK: {uncertainty.flag}" if uncertainty.flag else ""
+        lines.append((f"count range: {uncertainty.low}-{uncertainty.high}{check}",
+                      UNCERTAIN_RGB if uncertainty.flag else CRYSTAL_RGB))
     scale = max(0.4, canvas.shape[1] / 4000)
     weight = max(1, int(round(scale * 1.5)))
     sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)[0] for text, _ in lines]

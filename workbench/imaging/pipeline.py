@@ -16,8 +16,9 @@ Examples
 >>> report = analyze(np.full((256, 256), 0.6, np.float32), camera="legacy")
 >>> report.count, report.method
 (0, 'classical')
->>> sorted(report.to_json())
-['agglomerates', 'artifacts_removed', 'count', 'csd_um', 'image', 'method', 'particles', 'seconds']
+>>> sorted(report.to_json())  # doctest: +NORMALIZE_WHITESPACE
+['agglomerates', 'artifacts_removed', 'count', 'csd_um', 'image', 'method', 'particles',
+ 'seconds', 'uncertainty']
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 from workbench.camera import CameraProfile, get_camera
 from workbench.errors import WorkbenchError
+from workbench.imaging.detections import Detections
 from workbench.imaging.io import LoadedImage, to_gray_float
 from workbench.imaging.measure import (
     agglomeration_pct,
@@ -38,7 +40,7 @@ from workbench.imaging.measure import (
     equivalent_diameter_um,
     primary_diameters_um,
 )
-from workbench.imaging.segment import Detections
+from workbench.imaging.uncertainty import METHODS_DISAGREE, CountUncertainty, count_uncertainty
 
 # method name -> "module:function" taking (gray float32 image, CameraProfile) -> Detections
 METHODS: dict[str, str] = {
@@ -48,6 +50,10 @@ METHODS: dict[str, str] = {
     "model": "workbench.imaging.model:detect_with_model",
 }
 BASELINES = ("otsu", "blob_log")
+# ``auto`` checks the model against the classical method on every frame it gives the
+# model, and keeps the classical count where the two disagree: the model has learned
+# synthetic images, and on unfamiliar ones it fails first.
+AUTO_FALLBACK = "classical"
 HIRES_MIN_PIXELS = 8_000_000
 
 
@@ -83,6 +89,9 @@ class CrystalReport:
         (overlays, evaluation); never part of a released result.
     detections : Detections
         The method's raw output (label images for overlays).
+    uncertainty : CountUncertainty, optional
+        Interval on the count and why to check the frame by eye
+        (:mod:`workbench.imaging.uncertainty`).
     """
 
     image: str | None
@@ -97,6 +106,7 @@ class CrystalReport:
     removed: dict[str, int] = field(default_factory=dict)
     objects: list[dict] = field(default_factory=list, repr=False)
     detections: Detections | None = field(default=None, repr=False)
+    uncertainty: CountUncertainty | None = None
 
     def to_json(self) -> dict:
         """The contract dict printed by ``workbench count --json``.
@@ -117,6 +127,7 @@ class CrystalReport:
             "csd_um": {key: float(self.csd_um[key]) for key in ("d10", "d50", "d90")},
             "method": self.method,
             "seconds": round(float(self.seconds), 3),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_json(),
         }
 
 
@@ -140,8 +151,10 @@ def analyze(
     pixel_size_um : float, optional
         Overrides the camera's pixel size.
     method : str
-        ``auto`` (``classical`` on legacy, ``model`` on hires once the learned model is
-        registered, ``classical`` until then) or any name in :data:`METHODS`.
+        ``auto`` or any name in :data:`METHODS`. ``auto`` is ``classical`` on legacy
+        frames; on hires frames it runs the learned model and the classical method and
+        keeps the model's count unless the two disagree (the report's uncertainty then
+        says so, and the classical count is kept).
 
     Returns
     -------
@@ -162,8 +175,16 @@ def analyze(
         profile = get_camera(camera, pixel_size_um)
     method_name = resolve_method(method, profile)
     detections = method_function(method_name)(gray, profile)
+    other_counts = {}
+    if method == "auto" and method_name != AUTO_FALLBACK:
+        fallback = method_function(AUTO_FALLBACK)(gray, profile)
+        other_counts[AUTO_FALLBACK] = int(fallback.members.sum())
+        check = count_uncertainty(detections.members, detections.areas_px, other_counts)
+        if check.flag == METHODS_DISAGREE:
+            other_counts = {method_name: int(detections.members.sum())}
+            detections, method_name = fallback, AUTO_FALLBACK
     return report_from_detections(
-        detections, profile, method_name, perf_counter() - started, name
+        detections, profile, method_name, perf_counter() - started, name, other_counts
     )
 
 
@@ -214,8 +235,12 @@ def report_from_detections(
     method: str,
     seconds: float,
     image: str | None = None,
+    other_counts: dict[str, int] | None = None,
 ) -> CrystalReport:
     """Measure sizes and counts of `detections` and build the report.
+
+    `other_counts` are other methods' counts of the same frame; they widen the
+    report's uncertainty.
 
     Examples
     --------
@@ -261,4 +286,5 @@ def report_from_detections(
         removed=removed,
         objects=objects,
         detections=detections,
+        uncertainty=count_uncertainty(members, detections.areas_px, other_counts),
     )
