@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from workbench.imaging._model_network import CLASSES
-from workbench.imaging.denoise import Artifact
+from workbench.imaging.detections import Artifact
 
 # Chosen on seeded frames apart from the benchmark's: lower thresholds also find the
 # lens where two crystals of an agglomerate overlap, higher ones miss small crystals.

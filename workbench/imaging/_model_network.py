@@ -16,8 +16,12 @@ from torch import nn
 from torch.nn import functional
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from workbench.imaging.detections import IMPERFECTION_KINDS, PARTICLE_KINDS
+
 # Every imperfection kind is its own class, so the counter can say what it removed.
-CLASSES = ("background", "crystal", "agglomerate", "bubble", "debris", "fibre", "scratch", "dust")
+# The order is part of the shipped weights: background, crystal, agglomerate, then
+# bubble, debris, fibre, scratch, dust.
+CLASSES = ("background", *PARTICLE_KINDS, *IMPERFECTION_KINDS)
 CHANNELS = (12, 24, 48, 64)
 # Inputs are padded to a multiple of this (three 2x poolings).
 SIZE_MULTIPLE = 8

@@ -29,8 +29,8 @@ from skimage.feature import blob_log
 from skimage.filters import threshold_otsu
 
 from workbench.camera import CameraProfile
-from workbench.imaging._scale import to_working_scale
-from workbench.imaging.segment import Detections, detections_from_labels
+from workbench.imaging.detections import Detections, detections_from_labels
+from workbench.imaging.working_scale import reduce_to_working_scale
 
 OTSU_MIN_SIZE_PX = 5  # ImageJ users set "size" to drop specks of a few pixels
 # Tuned for the best counting accuracy on synthetic legacy frames (seeds apart from the
@@ -49,7 +49,7 @@ def detect_otsu(image: np.ndarray, camera: CameraProfile) -> Detections:
     >>> detect_otsu(np.full((100, 100), 0.5, np.float32), get_camera("legacy")).members.size
     0
     """
-    work, scale = to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
+    work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     if float(work.max() - work.min()) < 1e-6:
         return detections_from_labels(np.zeros(work.shape, np.int32), np.zeros(0, int), scale)
     dark = ndi.binary_fill_holes(work < threshold_otsu(work))
@@ -73,7 +73,7 @@ def detect_blob_log(image: np.ndarray, camera: CameraProfile) -> Detections:
     >>> len(detect_blob_log(image, get_camera("legacy")).members)
     1
     """
-    work, scale = to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
+    work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     pixel_size_um = camera.pixel_size_um * scale
     background = cv2.GaussianBlur(work, (0, 0), 25.0 / pixel_size_um)
     deviation = cv2.GaussianBlur(np.abs(work / np.maximum(background, 1e-3) - 1.0), (0, 0), 1.0)
@@ -91,8 +91,13 @@ def detect_blob_log(image: np.ndarray, camera: CameraProfile) -> Detections:
     )
     labels = np.zeros(work.shape, np.int32)
     for index, (row, col, sigma) in enumerate(blobs, start=1):
-        cv2.circle(labels, (int(round(col)), int(round(row))), int(round(sigma * np.sqrt(2))),
-                   int(index), -1)
+        cv2.circle(
+            labels,
+            (int(round(col)), int(round(row))),
+            int(round(sigma * np.sqrt(2))),
+            int(index),
+            -1,
+        )
     detections = detections_from_labels(labels, np.ones(len(blobs), int), scale)
     # A disc may be partly hidden by a later one; report the blob's own centre and size.
     if len(blobs):

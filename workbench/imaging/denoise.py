@@ -32,7 +32,6 @@ True
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import cv2
@@ -51,8 +50,8 @@ from workbench.imaging._morphology import (
     label_maxima,
     rims,
 )
+from workbench.imaging.detections import Artifact, count_by_kind
 
-IMPERFECTION_KINDS = ("bubble", "debris", "fibre", "scratch", "dust")
 DEFAULT_DENOISER = "bilateral"
 
 # Darkness (1 - flat value): debris and bubble rings are over 50 % dark and several
@@ -68,25 +67,6 @@ FIBRE_MIN_LENGTH_UM = 80.0
 FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
 FIBRE_MIN_ASPECT = 5.0
 FIBRE_MAX_WIDTH_UM = 16.0
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """One removed imperfection.
-
-    Attributes
-    ----------
-    kind : str
-        ``bubble``, ``debris``, ``fibre``, ``scratch`` or ``dust``.
-    centroid_xy : tuple of float
-        (col, row) in pixels of the image it was found on.
-    area_px : float
-        Area in pixels of that image.
-    """
-
-    kind: str
-    centroid_xy: tuple[float, float]
-    area_px: float
 
 
 @dataclass
@@ -114,8 +94,7 @@ class ImperfectionRemoval:
     @property
     def removed(self) -> dict[str, int]:
         """Number removed per kind (every kind listed, zeros included)."""
-        counts = Counter(a.kind for a in self.artifacts)
-        return {kind: counts.get(kind, 0) for kind in IMPERFECTION_KINDS}
+        return count_by_kind(self.artifacts)
 
 
 def estimate_background(image: np.ndarray, cell: int = 16, degree: int = 3) -> np.ndarray:
@@ -212,8 +191,9 @@ def _bilateral(image: np.ndarray) -> np.ndarray:
 def _nlm(image: np.ndarray) -> np.ndarray:
     top = float(image.max()) or 1.0
     as_bytes = np.clip(image / top * 255.0, 0, 255).astype(np.uint8)
-    denoised = cv2.fastNlMeansDenoising(as_bytes, None, h=8, templateWindowSize=5,
-                                        searchWindowSize=11)
+    denoised = cv2.fastNlMeansDenoising(
+        as_bytes, None, h=8, templateWindowSize=5, searchWindowSize=11
+    )
     return denoised.astype(np.float32) * np.float32(top / 255.0)
 
 
@@ -387,8 +367,12 @@ def _opaque_kind(component: np.ndarray, box, shape, px_per_um: float) -> tuple[s
 
 def _filled(component: np.ndarray, box, shape) -> np.ndarray:
     """Fill holes, counting the frame's edge as closing a ring cut by it (bubbles at the edge)."""
-    touches = [box[0].start == 0, box[1].stop == shape[1], box[0].stop == shape[0],
-               box[1].start == 0]
+    touches = [
+        box[0].start == 0,
+        box[1].stop == shape[1],
+        box[0].stop == shape[0],
+        box[1].start == 0,
+    ]
     padded = np.pad(component, 1)
     for side, touching in enumerate(touches):
         if touching:

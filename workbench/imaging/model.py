@@ -51,7 +51,7 @@ from workbench.imaging._model_network import (
     CounterNet,
     fused_for_inference,
 )
-from workbench.imaging.segment import Detections, detections_from_labels
+from workbench.imaging.detections import Detections, detections_from_labels
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "counter.pt"

@@ -39,9 +39,6 @@ Examples
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
@@ -57,15 +54,14 @@ from workbench.imaging._morphology import (
     labelled_boxes,
     rims,
 )
-from workbench.imaging._scale import to_working_scale
 from workbench.imaging.denoise import (
-    IMPERFECTION_KINDS,
-    Artifact,
     ImperfectionRemoval,
     denoise,
     flatten_illumination,
     remove_imperfections,
 )
+from workbench.imaging.detections import Artifact, Detections, detections_from_labels
+from workbench.imaging.working_scale import reduce_to_working_scale
 
 FACE_MIN_AREA_UM2 = 16.0  # smallest crystal interior (face) that counts
 FAINT_DARKNESS = 0.015
@@ -101,107 +97,6 @@ BLUR_AREA_PER_CRYSTAL = 1.7  # ... above it, one crystal per this many typical a
 TYPICAL_CRYSTAL_UM = 40.0  # used only when an image has too few single crystals to learn it
 
 
-@dataclass
-class Detections:
-    """What a counting method found on one image.
-
-    Every counting method (classical, baselines, learned model) returns this; the
-    pipeline measures sizes and counts from it the same way for all.
-
-    Attributes
-    ----------
-    centroids_xy : ndarray of float, shape (N, 2)
-        (col, row) of each particle, in pixels of the input image.
-    areas_px : ndarray of float, shape (N,)
-        Area of each particle in input-image pixels.
-    members : ndarray of int, shape (N,)
-        Estimated primary crystals per particle (1 = single crystal, > 1 = agglomerate).
-    artifacts : list of Artifact
-        Imperfections removed (centroids and areas in input-image pixels).
-    labels : ndarray of int32, optional
-        ``i + 1`` on the pixels of particle ``i`` (for overlays), at working scale.
-    artifact_labels : ndarray of int32, optional
-        ``j + 1`` on the pixels of ``artifacts[j]``, at working scale.
-    scale : float
-        Input-image pixels per pixel of ``labels`` and ``artifact_labels``.
-    """
-
-    centroids_xy: np.ndarray
-    areas_px: np.ndarray
-    members: np.ndarray
-    artifacts: list[Artifact] = field(default_factory=list)
-    labels: np.ndarray | None = None
-    artifact_labels: np.ndarray | None = None
-    scale: float = 1.0
-
-    def removed_counts(self) -> dict[str, int]:
-        """Number of removed imperfections per kind (all kinds listed)."""
-        counts = Counter(a.kind for a in self.artifacts)
-        return {kind: counts.get(kind, 0) for kind in IMPERFECTION_KINDS}
-
-
-def detections_from_labels(
-    labels: np.ndarray,
-    members: np.ndarray,
-    scale: float = 1.0,
-    artifacts: list[Artifact] | None = None,
-    artifact_labels: np.ndarray | None = None,
-    areas: np.ndarray | None = None,
-) -> Detections:
-    """Build :class:`Detections` from a particle label image at working scale.
-
-    Parameters
-    ----------
-    labels : ndarray of int
-        ``i + 1`` on the pixels of particle ``i``.
-    members : ndarray of int, shape (labels.max(),)
-        Primary crystals per particle.
-    scale : float
-        Input-image pixels per label pixel; centroids and areas are converted.
-    artifacts : list of Artifact, optional
-        In working-scale pixels; converted too.
-    artifact_labels : ndarray of int, optional
-        ``j + 1`` on the pixels of ``artifacts[j]``.
-    areas : ndarray of float, optional
-        Particle areas in label pixels, when the method measures them better than
-        by counting label pixels (converted too).
-
-    Examples
-    --------
-    >>> labels = np.zeros((10, 10), np.int32); labels[2:4, 2:6] = 1
-    >>> d = detections_from_labels(labels, np.array([1]), scale=2.0)
-    >>> d.centroids_xy.tolist(), d.areas_px.tolist()
-    ([[7.5, 5.5]], [32.0])
-    """
-    count = len(members)
-    rows, cols = np.indices(labels.shape)
-    pixels = np.maximum(label_sums(np.ones(labels.shape), labels, count), 1.0)
-    centres = np.column_stack(
-        [label_sums(cols, labels, count) / pixels, label_sums(rows, labels, count) / pixels]
-    )
-    if areas is None:
-        areas = pixels
-    # Pixel centres: working pixel (r, c) covers input pixels [r*scale, (r+1)*scale).
-    centroids = (centres + 0.5) * scale - 0.5
-    scaled_artifacts = [
-        Artifact(
-            a.kind,
-            tuple(float((v + 0.5) * scale - 0.5) for v in a.centroid_xy),
-            a.area_px * scale**2,
-        )
-        for a in artifacts or []
-    ]
-    return Detections(
-        centroids_xy=centroids,
-        areas_px=np.asarray(areas, float) * scale**2,
-        members=np.asarray(members, int),
-        artifacts=scaled_artifacts,
-        labels=labels.astype(np.int32),
-        artifact_labels=artifact_labels,
-        scale=scale,
-    )
-
-
 def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
     """The classical method: count crystals and agglomerates, remove imperfections.
 
@@ -216,7 +111,7 @@ def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
     -------
     Detections
     """
-    work, scale = to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
+    work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     pixel_size_um = camera.pixel_size_um * scale
     flat, _ = flatten_illumination(work)
     removal = remove_imperfections(denoise(flat), pixel_size_um)
@@ -308,8 +203,12 @@ def segment_particles(
         members_list.append(_members_from_area(area, typical_area))
         areas_list.append(area)
         labels[box][component] = len(members_list)
-    return labels, np.asarray(members_list, int), np.asarray(areas_list, float), artifacts, (
-        artifact_labels
+    return (
+        labels,
+        np.asarray(members_list, int),
+        np.asarray(areas_list, float),
+        artifacts,
+        artifact_labels,
     )
 
 
@@ -490,8 +389,10 @@ def _faint_kind(
             return None
         return "dust" if peak >= DUST_MIN_DARKNESS else NOISE
     # A blurred speck is darkest in its middle; a blurred crystal, along its rim.
-    if area < 2 * FAINT_MIN_AREA_UM2 * px * px and peak >= DUST_MIN_DARKNESS and (
-        centre >= SPECK_CENTRE_SHARE * peak
+    if (
+        area < 2 * FAINT_MIN_AREA_UM2 * px * px
+        and peak >= DUST_MIN_DARKNESS
+        and (centre >= SPECK_CENTRE_SHARE * peak)
     ):
         return "dust"
     thickness = 2.0 * depth(component).max()

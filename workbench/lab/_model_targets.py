@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from workbench.imaging._model_input import WORKING_PIXEL_UM
 from workbench.imaging._model_network import CLASSES
+from workbench.imaging.working_scale import WORKING_PIXEL_UM
 
 PEAK_SIGMA_FRACTION = 0.3
 PEAK_SIGMA_PX = 1.5  # the narrowest peak (small crystals), working px

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-IMPERFECTION_KINDS = ("bubble", "debris", "fibre", "scratch", "dust")
+from workbench.imaging.detections import IMPERFECTION_KINDS
 
 
 @dataclass

@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
-from workbench.imaging._model_input import prepare_input, working_scale
+from workbench.imaging._model_input import prepare_input
 from workbench.imaging._model_network import CounterNet
-from workbench.imaging.denoise import IMPERFECTION_KINDS
+from workbench.imaging.detections import IMPERFECTION_KINDS
 from workbench.imaging.io import to_gray_float
 from workbench.imaging.model import (
     detect_with_counter,
@@ -46,6 +46,7 @@ from workbench.imaging.model import (
     save_weights,
 )
 from workbench.imaging.pipeline import report_from_detections
+from workbench.imaging.working_scale import pixels_per_working_pixel
 from workbench.lab._model_targets import target_maps
 from workbench.lab.evaluate import score_image, summarize
 from workbench.synth import synthesize
@@ -161,7 +162,7 @@ def make_tile(seed: int, tile: int = 256, domain: str = "default") -> Tile:
         low, high = np.log(WIDE_PIXEL_SIZE_UM)
         camera = get_camera(camera.name, float(np.exp(rng.uniform(low, high))))
         densities = WIDE_DENSITY_RANGE_PER_MM2
-    scale = working_scale(camera.pixel_size_um)
+    scale = pixels_per_working_pixel(camera.pixel_size_um)
     side = round(tile * scale)
     # Half the tiles get extra imperfections of every kind: a tile is small, and the
     # Poisson rates of a full frame would leave most tiles without any.
