@@ -7,25 +7,33 @@ import subprocess
 import sys
 
 from workbench.lab.bench import bench_plan, format_markdown, run_bench, write_results
+from workbench.lab.heldout import render_heldout
 from workbench.synth import synthesize
 
 
-def _small(camera: str, seed: int, density: float):
+def _small(camera: str, seed: int, density: float, pixel_size_um: float):
     # Small legacy-like frames keep the test fast; both "cameras" share the pixel size.
     return synthesize("legacy", seed=seed, density_per_mm2=density, shape=(320, 400))
 
 
+def _small_heldout(camera: str, seed: int, density: float, pixel_size_um: float):
+    return render_heldout("legacy", seed=seed, density_per_mm2=density, shape=(320, 400))
+
+
 def test_quick_bench_on_small_frames(tmp_path):
-    results = run_bench(quick=True, methods=["classical", "otsu"], synthesize=_small,
-                        progress=False)
+    results = run_bench(quick=True, methods=["classical", "otsu", "auto"],
+                        renderers={"synth": _small, "heldout": _small_heldout}, progress=False)
     cells = list(bench_plan(quick=True))
-    assert len(cells) == 6
-    for method in ("classical", "otsu"):
-        for camera, density, count in cells:
-            summary = results["methods"][method][camera][f"{density:g}"]
-            assert summary["images"] == count
-            assert 0.0 <= summary["accuracy"] <= 1.0
-            assert summary["seconds_per_image"] > 0
+    assert len(cells) == 8
+    for renderer in ("synth", "heldout"):
+        for method in ("classical", "otsu", "auto"):
+            for camera, pixel_size, density, count in cells:
+                by_density = results["cells"][renderer][method][camera][f"{pixel_size:g}"]
+                summary = by_density[f"{density:g}"]
+                assert summary["images"] == count
+                assert 0.0 <= summary["accuracy"] <= 1.0
+                assert summary["seconds_per_image"] > 0
+            assert results["by_renderer"][renderer][method]["legacy"]["images"] == 6
     classical = results["overall"]["classical"]["legacy"]["accuracy"]
     otsu = results["overall"]["otsu"]["legacy"]["accuracy"]
     assert classical > otsu  # the pipeline beats the ImageJ-style baseline
@@ -33,7 +41,9 @@ def test_quick_bench_on_small_frames(tmp_path):
     assert results["denoising"]["bilateral"]["psnr_db"] > results["denoising"]["noisy"]["psnr_db"]
 
     markdown = format_markdown(results)
-    assert "| classical | legacy | 10 |" in markdown and "| otsu | hires | all |" in markdown
+    assert "| synth | classical | legacy | 2 | 10 |" in markdown
+    assert "| heldout | otsu | hires | 0.3 | all |" in markdown
+    assert "| auto | legacy | 0.8 | 3 |" in markdown
     json_path, md_path = write_results(results, tmp_path / "bench")
     assert json.loads(json_path.read_text())["chosen_denoiser"] == "bilateral"
     assert md_path.read_text().startswith("# Crystal counting benchmark")

@@ -1,17 +1,20 @@
-"""Benchmark every counting method side by side on a fixed, seeded synthetic set.
+"""Benchmark every counting method side by side on fixed, seeded frames of two renderers.
 
-The set is generated in memory (nothing downloaded, nothing written but the
-results): both cameras, three crystal densities, every imperfection kind drawn at its
-usual rate. Each method in :data:`workbench.imaging.pipeline.METHODS` (the classical
-pipeline, the baselines and, once registered, the learned model) counts every image,
-and :mod:`workbench.lab.evaluate` scores it. The denoisers are compared by PSNR
-and SSIM against the noise-free frame.
+The frames are generated in memory (nothing downloaded, nothing written but the
+results) by two independently designed renderers: ``synth`` (:mod:`workbench.synth`,
+the one the methods are tuned and trained on) and ``heldout``
+(:mod:`workbench.lab.heldout`, evaluation only). Both cameras, each at its profile's
+pixel size and at a finer one, three crystal densities, every imperfection kind drawn
+at its usual rate. Each method in :data:`workbench.imaging.pipeline.METHODS` (the
+classical pipeline, the baselines, the learned model) and ``auto`` counts every frame,
+and :mod:`workbench.lab.evaluate` scores it. The denoisers are compared by PSNR and
+SSIM against the noise-free frame (synth legacy frames).
 
 Examples
 --------
 >>> from workbench.lab.bench import bench_plan
->>> [(c, d, n) for c, d, n in bench_plan(quick=True)][:2]
-[('legacy', 10.0, 2), ('legacy', 25.0, 2)]
+>>> list(bench_plan(quick=True))[:2]
+[('legacy', 2.0, 10.0, 1), ('legacy', 2.0, 25.0, 1)]
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from time import process_time
 
@@ -27,23 +30,51 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
+from workbench.camera import get_camera
 from workbench.imaging.denoise import DEFAULT_DENOISER, DENOISERS, denoise
 from workbench.imaging.io import to_gray_float
-from workbench.imaging.pipeline import METHODS, analyze
+from workbench.imaging.pipeline import METHODS, analyze, resolve_method
 from workbench.lab.evaluate import ImageScore, score_image, summarize
 
 DENSITIES_PER_MM2 = (10.0, 25.0, 50.0)
+# Each camera at its profile's pixel size and at a finer one (the sizes the issue's
+# independent frames were taken at).
+PIXEL_SIZES_UM = {"legacy": (2.0, 0.8), "hires": (0.64, 0.3)}
 IMAGES_PER_CELL = {"legacy": 20, "hires": 5}
-QUICK_IMAGES_PER_CELL = {"legacy": 2, "hires": 1}
+QUICK_IMAGES_PER_CELL = {"legacy": 1, "hires": 1}
+QUICK_HIRES_DENSITY = 25.0  # --quick renders hires frames at this density only
 SEED_BASE = 7000  # disjoint from the seeds the tests and examples use
 
 
-def bench_plan(quick: bool = False) -> Iterator[tuple[str, float, int]]:
-    """(camera, density per mm², number of images) for every cell of the benchmark."""
+def bench_plan(quick: bool = False) -> Iterator[tuple[str, float, float, int]]:
+    """(camera, pixel size µm, density per mm², number of images) for every cell.
+
+    Examples
+    --------
+    >>> len(list(bench_plan())), len(list(bench_plan(quick=True)))
+    (12, 8)
+    """
     per_cell = QUICK_IMAGES_PER_CELL if quick else IMAGES_PER_CELL
-    for camera in ("legacy", "hires"):
-        for density in DENSITIES_PER_MM2:
-            yield camera, density, per_cell[camera]
+    for camera, pixel_sizes in PIXEL_SIZES_UM.items():
+        for pixel_size in pixel_sizes:
+            for density in DENSITIES_PER_MM2:
+                if quick and camera == "hires" and density != QUICK_HIRES_DENSITY:
+                    continue
+                yield camera, pixel_size, density, per_cell[camera]
+
+
+def default_renderers() -> dict[str, Callable]:
+    """Renderer name -> ``render(camera, seed, density, pixel_size_um=...)``: both renderers.
+
+    Examples
+    --------
+    >>> sorted(default_renderers())
+    ['heldout', 'synth']
+    """
+    from workbench.lab.heldout import render_heldout
+    from workbench.synth import synthesize
+
+    return {"synth": synthesize, "heldout": render_heldout}
 
 
 def bench_seed(camera: str, density: float, index: int) -> int:
@@ -82,67 +113,83 @@ def denoising_scores(noisy: np.ndarray, clean: np.ndarray) -> dict[str, dict[str
 def run_bench(
     quick: bool = False,
     methods: list[str] | None = None,
-    synthesize: Callable | None = None,
+    renderers: Mapping[str, Callable] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Count, score and time every method on the benchmark set.
+    """Count, score and time every method on the frames of every renderer.
 
     Parameters
     ----------
     quick : bool
-        Two legacy and one hires image per density instead of eight and three.
+        One frame per cell, hires at one density only (see :func:`bench_plan`).
     methods : list of str, optional
-        Names from :data:`METHODS` (default: all of them).
-    synthesize : callable, optional
-        ``synthesize(camera, seed, density)`` -> sample with ``image``, ``clean``,
-        ``labels`` and ``truth``; defaults to :func:`workbench.synth.synthesize`.
+        ``auto`` and names from :data:`METHODS` (default: all of them and ``auto``).
+    renderers : mapping, optional
+        Name -> ``render(camera, seed, density, pixel_size_um=...)`` returning a frame
+        with ``image``, ``clean``, ``labels`` and ``truth``; the first is the renderer
+        the methods were tuned on. Default: :func:`default_renderers`.
     progress : bool
         Show a progress bar on stderr.
 
     Returns
     -------
     dict
-        ``set`` (what was generated), ``methods`` (method -> camera -> density ->
-        summary, see :func:`workbench.lab.evaluate.summarize`), ``overall``
-        (method -> camera -> summary over all densities), ``denoising`` (denoiser ->
-        mean PSNR/SSIM on the legacy frames) and ``chosen_denoiser``.
+        ``set`` (what was generated); ``cells`` (renderer -> method -> camera -> pixel
+        size -> density, or ``all`` -> summary, see
+        :func:`workbench.lab.evaluate.summarize`); ``by_renderer`` (renderer -> method
+        -> camera -> summary over all its frames); ``methods`` (method -> camera ->
+        density -> summary) and ``overall`` (method -> camera -> summary), both on the
+        first renderer at the camera's profile pixel size; ``denoising`` (denoiser ->
+        mean PSNR/SSIM on those legacy frames) and ``chosen_denoiser``.
     """
-    if synthesize is None:
-        from workbench.synth import synthesize
-    methods = list(METHODS) if methods is None else methods
+    renderers = dict(default_renderers() if renderers is None else renderers)
+    methods = [*METHODS, "auto"] if methods is None else methods
     plan = list(bench_plan(quick))
-    scores: dict[str, dict[str, dict[float, list[ImageScore]]]] = {
-        m: {c: {} for c, _, _ in plan} for m in methods
-    }
+    scores: dict = {}  # renderer -> method -> camera -> pixel size -> density -> scores
     denoising: dict[str, dict[str, list[float]]] = {}
-    total = sum(n for _, _, n in plan)
+    total = len(renderers) * sum(n for *_, n in plan)
     with tqdm(
         total=total, desc="bench", unit="image", file=sys.stderr, disable=not progress
     ) as bar:
-        for camera, density, count in plan:
-            for index in range(count):
-                sample = synthesize(camera, bench_seed(camera, density, index), density)
-                for method in methods:
-                    started = process_time()
-                    report = analyze(sample.image, camera, method=method)
-                    cpu_seconds = process_time() - started
-                    score = score_image(report, sample.truth, sample.labels)
-                    score.cpu_seconds = cpu_seconds
-                    scores[method][camera].setdefault(density, []).append(score)
-                if camera == "legacy":
-                    gray_clean = (
-                        sample.clean if sample.clean.ndim == 2 else to_gray_float(sample.clean)
-                    )
-                    for name, values in denoising_scores(
-                        to_gray_float(sample.image), gray_clean
-                    ).items():
-                        for metric, value in values.items():
-                            denoising.setdefault(name, {}).setdefault(metric, []).append(value)
-                bar.update(1)
+        for renderer, render in renderers.items():
+            for camera, pixel_size, density, count in plan:
+                profile = get_camera(camera, pixel_size)
+                for index in range(count):
+                    seed = bench_seed(camera, density, index)
+                    sample = render(camera, seed, density, pixel_size_um=pixel_size)
+                    by_name: dict[str, ImageScore] = {}
+                    for method in methods:
+                        resolved = resolve_method(method, profile)
+                        if resolved != method and resolved in by_name:
+                            score = by_name[resolved]  # auto chose a method already run
+                        else:
+                            started = process_time()
+                            report = analyze(sample.image, profile, method=method)
+                            cpu_seconds = process_time() - started
+                            score = score_image(report, sample.truth, sample.labels)
+                            score.cpu_seconds = cpu_seconds
+                        by_name[method] = score
+                        cell = scores.setdefault(renderer, {}).setdefault(method, {})
+                        cell = cell.setdefault(camera, {}).setdefault(pixel_size, {})
+                        cell.setdefault(density, []).append(score)
+                    first = renderer == next(iter(renderers))
+                    if first and camera == "legacy" and pixel_size == PIXEL_SIZES_UM[camera][0]:
+                        gray_clean = (
+                            sample.clean if sample.clean.ndim == 2 else to_gray_float(sample.clean)
+                        )
+                        for name, values in denoising_scores(
+                            to_gray_float(sample.image), gray_clean
+                        ).items():
+                            for metric, value in values.items():
+                                denoising.setdefault(name, {}).setdefault(metric, []).append(value)
+                    bar.update(1)
+    trained_on = scores[next(iter(renderers))]
     return {
         "set": {
             "quick": quick,
+            "renderers": list(renderers),
             "densities_per_mm2": list(DENSITIES_PER_MM2),
+            "pixel_sizes_um": {c: list(sizes) for c, sizes in PIXEL_SIZES_UM.items()},
             "images_per_cell": QUICK_IMAGES_PER_CELL if quick else IMAGES_PER_CELL,
             "seed_base": SEED_BASE,
             "imperfections": "all kinds, drawn at their usual rates",
@@ -151,13 +198,42 @@ def run_bench(
                 "includes waiting for other jobs, CPU time does not"
             ),
         },
+        "cells": {
+            r: {
+                m: {
+                    c: {
+                        _key(ps): {
+                            **{_key(d): summarize(s) for d, s in by_density.items()},
+                            "all": summarize(_pooled(by_density)),
+                        }
+                        for ps, by_density in by_size.items()
+                    }
+                    for c, by_size in by_camera.items()
+                }
+                for m, by_camera in by_method.items()
+            }
+            for r, by_method in scores.items()
+        },
+        "by_renderer": {
+            r: {
+                m: {
+                    c: summarize([x for cells in by_size.values() for x in _pooled(cells)])
+                    for c, by_size in by_camera.items()
+                }
+                for m, by_camera in by_method.items()
+            }
+            for r, by_method in scores.items()
+        },
         "methods": {
-            m: {c: {_key(d): summarize(s) for d, s in cells.items()} for c, cells in by_cam.items()}
-            for m, by_cam in scores.items()
+            m: {
+                c: {_key(d): summarize(s) for d, s in by_size[PIXEL_SIZES_UM[c][0]].items()}
+                for c, by_size in by_camera.items()
+            }
+            for m, by_camera in trained_on.items()
         },
         "overall": {
-            m: {c: summarize(_pooled(cells)) for c, cells in by_cam.items()}
-            for m, by_cam in scores.items()
+            m: {c: summarize(_pooled(by_size[PIXEL_SIZES_UM[c][0]])) for c, by_size in bc.items()}
+            for m, bc in trained_on.items()
         },
         "denoising": {
             name: {metric: round(float(np.mean(v)), 4) for metric, v in metrics.items()}
@@ -171,8 +247,8 @@ def _pooled(cells: dict[float, list[ImageScore]]) -> list[ImageScore]:
     return [score for scores in cells.values() for score in scores]
 
 
-def _key(density: float) -> str:
-    return f"{density:g}"
+def _key(value: float) -> str:
+    return f"{value:g}"
 
 
 COLUMNS = (
@@ -188,32 +264,59 @@ COLUMNS = (
 
 
 def format_markdown(results: dict) -> str:
-    """The benchmark as markdown tables (counting per method, camera, density; denoising).
+    """The benchmark as markdown: accuracy per renderer side by side, every cell, denoising.
 
     Examples
     --------
     >>> summary = {"images": 1, "accuracy": 0.99, "mae": 1.0, "detection_f1": 0.98,
     ...            "agglomerate_f1": 0.9, "imperfections_pct": 0.0, "d50_error_pct": 1.0,
     ...            "seconds_per_image": 0.2, "cpu_seconds_per_image": 0.2}
-    >>> md = format_markdown({"methods": {"classical": {"legacy": {"10": summary}}},
-    ...                       "overall": {}, "denoising": {}, "chosen_denoiser": "bilateral"})
-    >>> "| classical | legacy | 10 | 1 | 99.0 |" in md
+    >>> held = {**summary, "accuracy": 0.95}
+    >>> md = format_markdown({"cells": {
+    ...     "synth": {"classical": {"legacy": {"2": {"10": summary, "all": summary}}}},
+    ...     "heldout": {"classical": {"legacy": {"2": {"10": held, "all": held}}}}},
+    ...     "denoising": {}, "chosen_denoiser": "bilateral"})
+    >>> "| classical | legacy | 2 | 1 | 99.0 | 95.0 | -4.0 |" in md
+    True
+    >>> "| heldout | classical | legacy | 2 | 10 | 1 | 95.0 |" in md
     True
     """
-    head = ["method", "camera", "density /mm²", "images", *(title for _, title, _ in COLUMNS)]
-    lines = ["## Counting", "", _row(head), _row(["---"] * len(head))]
-    for method, by_camera in results["methods"].items():
-        for camera, by_density in by_camera.items():
-            cells = list(by_density.items())
-            overall = results["overall"].get(method, {}).get(camera)
-            if overall:
-                cells.append(("all", overall))
-            for density, summary in cells:
-                values = [_format(summary[key] * factor) for key, _, factor in COLUMNS]
-                lines.append(_row([method, camera, density, str(summary["images"]), *values]))
+    cells = results["cells"]
+    names = list(cells)
+    trained_on = names[0]
+    head = ["method", "camera", "µm/px", "images", *(f"{r} %" for r in names)]
+    head += [f"{r} - {trained_on}" for r in names[1:]]
+    lines = [
+        f"## Counting accuracy per renderer (mean over densities; gap to {trained_on})",
+        "",
+        _row(head),
+        _row(["---"] * len(head)),
+    ]
+    for method, by_camera in cells[trained_on].items():
+        for camera, by_size in by_camera.items():
+            for size, by_density in by_size.items():
+                accuracy = [_pooled_accuracy(cells[r], method, camera, size) for r in names]
+                shown = ["-" if a is None else f"{100 * a:.1f}" for a in accuracy]
+                gaps = [
+                    "-" if a is None or accuracy[0] is None else f"{100 * (a - accuracy[0]):+.1f}"
+                    for a in accuracy[1:]
+                ]
+                images = str(by_density["all"]["images"])
+                lines.append(_row([method, camera, size, images, *shown, *gaps]))
+    head = ["renderer", "method", "camera", "µm/px", "density /mm²", "images"]
+    head += [title for _, title, _ in COLUMNS]
+    lines += ["", "## Counting, every cell", "", _row(head), _row(["---"] * len(head))]
+    for renderer, by_method in cells.items():
+        for method, by_camera in by_method.items():
+            for camera, by_size in by_camera.items():
+                for size, by_density in by_size.items():
+                    for density, summary in by_density.items():
+                        where = [renderer, method, camera, size, density, str(summary["images"])]
+                        values = [_format(summary[key] * factor) for key, _, factor in COLUMNS]
+                        lines.append(_row(where + values))
     lines += [
         "",
-        f"## Denoising (legacy frames, against the noise-free frame; "
+        f"## Denoising ({trained_on} legacy frames, against the noise-free frame; "
         f"chosen: {results['chosen_denoiser']})",
         "",
         _row(["image", "PSNR dB", "SSIM"]),
@@ -222,6 +325,11 @@ def format_markdown(results: dict) -> str:
     for name, metrics in results["denoising"].items():
         lines.append(_row([name, f"{metrics['psnr_db']:.2f}", f"{metrics['ssim']:.4f}"]))
     return "\n".join(lines) + "\n"
+
+
+def _pooled_accuracy(cells: dict, method: str, camera: str, size: str) -> float | None:
+    """Mean accuracy of `method` over all densities of one camera and pixel size, if run."""
+    return cells.get(method, {}).get(camera, {}).get(size, {}).get("all", {}).get("accuracy")
 
 
 def _row(cells: list[str]) -> str:

@@ -58,18 +58,20 @@ def draw_optics(rng: np.random.Generator) -> Optics:
     Examples
     --------
     >>> optics = draw_optics(np.random.default_rng(0))
-    >>> 0.03 <= optics.index_contrast <= 0.25
+    >>> 0.04 <= optics.index_contrast <= 0.16
     True
     """
     return Optics(
-        index_contrast=float(rng.uniform(0.03, 0.25)),
-        acceptance_rad=float(rng.uniform(0.015, 0.08)),
-        stray=float(rng.uniform(0.05, 0.35)),
+        # Sucrose (1.54) in saturated syrup (~1.49) up to isopropanol (1.38).
+        index_contrast=float(rng.uniform(0.04, 0.16)),
+        # About the objective's numerical aperture: 4x-10x objectives, NA 0.1-0.25.
+        acceptance_rad=float(rng.uniform(0.06, 0.2)),
+        stray=float(rng.uniform(0.1, 0.4)),
         focus_um=float(rng.normal(0.0, 6.0)),
         field_curvature_um=float(rng.uniform(0.0, 12.0)),
         psf_um=float(rng.uniform(0.5, 1.4)),
         blur_per_um=float(rng.uniform(0.04, 0.12)),
-        absorption_per_um=float(rng.uniform(0.0005, 0.006)),
+        absorption_per_um=float(rng.uniform(0.0, 0.0015)),  # sucrose is nearly clear
     )
 
 

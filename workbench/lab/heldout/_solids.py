@@ -22,15 +22,17 @@ _EDGES = np.array(
 )
 _CORNERS = np.array([[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], float)
 
-# habit -> (probability, aspect ranges (length/width, thickness/width))
-HABITS: dict[str, tuple[float, tuple[float, float], tuple[float, float]]] = {
-    "block": (0.2, (1.0, 1.5), (0.45, 0.8)),
-    "rounded": (0.15, (1.0, 1.3), (0.6, 0.9)),
-    "tablet": (0.15, (1.0, 1.3), (0.25, 0.45)),
-    "prism": (0.15, (1.8, 3.5), (0.7, 1.0)),
-    "monoclinic": (0.15, (1.2, 2.0), (0.5, 0.8)),
-    "bipyramid": (0.05, (1.0, 1.6), (0.6, 0.9)),
-    "irregular": (0.15, (1.0, 1.8), (0.4, 0.9)),
+# habit -> (probability, length/width, thickness/width, cut): faces other than the six
+# axis faces sit between the ellipsoid of the extents (cut 0: deep, rounded) and the box
+# (cut 1: no cut at all); `cut` is the range drawn per face.
+HABITS: dict[str, tuple[float, tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "block": (0.2, (1.0, 1.5), (0.45, 0.8), (0.4, 0.9)),
+    "rounded": (0.15, (1.0, 1.3), (0.6, 0.9), (0.0, 0.35)),
+    "tablet": (0.15, (1.0, 1.3), (0.25, 0.45), (0.0, 0.15)),
+    "prism": (0.15, (1.8, 3.5), (0.7, 1.0), (0.0, 0.25)),
+    "monoclinic": (0.15, (1.2, 2.0), (0.5, 0.8), (0.3, 0.9)),
+    "bipyramid": (0.05, (1.0, 1.6), (0.6, 0.9), (0.0, 0.2)),
+    "irregular": (0.15, (1.0, 1.8), (0.4, 0.9), (0.0, 0.8)),
 }
 
 
@@ -141,17 +143,17 @@ def draw_solid(rng: np.random.Generator, diameter_um: float, habit: str | None =
     if habit is None:
         weights = np.array([HABITS[h][0] for h in names])
         habit = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    _, elongation, flatness = HABITS[habit]
+    _, elongation, flatness, cut = HABITS[habit]
     semi_axes = np.array([rng.uniform(*elongation), 1.0, rng.uniform(*flatness)])
     normals = _face_normals(rng, habit)
-    # Faces tangent to the ellipsoid of the semi-axes, each pulled in a little.
-    support = np.linalg.norm(normals * semi_axes, axis=1)
-    pull = np.where(
-        np.abs(normals).max(axis=1) > 0.999,
-        rng.uniform(0.9, 1.0, len(normals)),
-        rng.uniform(0.82, 1.0, len(normals)),
+    ellipsoid = np.linalg.norm(normals * semi_axes, axis=1)
+    box = np.abs(normals) @ semi_axes
+    axis_face = np.abs(normals).max(axis=1) > 0.999
+    offsets = np.where(
+        axis_face,
+        semi_axes[np.abs(normals).argmax(axis=1)] * rng.uniform(0.9, 1.0, len(normals)),
+        ellipsoid + rng.uniform(*cut, len(normals)) * (box - ellipsoid),
     )
-    offsets = support * pull
 
     roll = (
         _rotation(np.array([1.0, 0, 0]), rng.uniform(0, np.pi)) if habit == "prism" else np.eye(3)

@@ -195,7 +195,7 @@ def render_heldout(
         group = next_id + len(particle.solids) if len(particle.solids) > 1 else None
         for solid, offset in zip(particle.solids, particle.offsets_um, strict=True):
             where = centre + offset / ps
-            patch = crystal_patch(rng, solid, where, ps, optics, defocus, rng.uniform(0.6, 3.5))
+            patch = crystal_patch(rng, solid, where, ps, optics, defocus, rng.uniform(0.4, 1.6))
             paint(log_t, labels, patch, next_id, on_top=True)
             outlines_px.append(solid.outline / ps + where)
             objects.append(
