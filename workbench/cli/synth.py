@@ -41,6 +41,19 @@ class Number(click.ParamType):
 )
 @click.option("--labels", is_flag=True, help="Also write <stem>.labels.png (uint16 object ids).")
 @click.option("--jpeg-quality", type=Number(int), default=None, help="Pass images through JPEG.")
+@click.option(
+    "--renderer",
+    type=click.Choice(["synth", "heldout"]),
+    default="synth",
+    show_default=True,
+    help="synth: the training renderer; heldout: the one kept apart for evaluation.",
+)
+@click.option(
+    "--pixel-size-um",
+    type=Number(float),
+    default=None,
+    help="Pixel size in µm (heldout only) [default: the camera's].",
+)
 def synth(
     outdir: Path,
     camera: str,
@@ -49,10 +62,24 @@ def synth(
     density: float | None,
     labels: bool,
     jpeg_quality: int | None,
+    renderer: str,
+    pixel_size_um: float | None,
 ) -> None:
-    from workbench.synth import generate_set
+    if renderer == "heldout":
+        from workbench.lab.heldout import write_heldout_set
 
-    paths = generate_set(outdir, camera, n, seed, density, labels=labels, jpeg_quality=jpeg_quality)
+        paths = write_heldout_set(
+            outdir, camera, n, seed, density, pixel_size_um=pixel_size_um, labels=labels,
+            jpeg_quality=jpeg_quality,
+        )
+    elif pixel_size_um is not None:
+        raise WorkbenchError("--pixel-size-um: only with --renderer heldout")
+    else:
+        from workbench.synth import generate_set
+
+        paths = generate_set(
+            outdir, camera, n, seed, density, labels=labels, jpeg_quality=jpeg_quality
+        )
     totals = {"count": 0, "particles": 0, "agglomerates": 0, "artifacts_removed": 0}
     for path in paths:
         truth = json.loads(path.with_suffix(".json").read_text())

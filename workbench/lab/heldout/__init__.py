@@ -17,5 +17,6 @@ Examples
 """
 
 from workbench.lab.heldout.render import HeldoutFrame, render_heldout
+from workbench.lab.heldout.write import write_heldout_set
 
-__all__ = ["HeldoutFrame", "render_heldout"]
+__all__ = ["HeldoutFrame", "render_heldout", "write_heldout_set"]
