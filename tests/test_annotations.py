@@ -91,7 +91,12 @@ def test_set_crystals_replaces_member_marks_and_turns_kinds():
 
 @pytest.mark.parametrize(
     ("object_id", "crystals", "reason"),
-    [(4, 2, "bubble"), (3, 0, "at least 1"), (1, 3, "inside no agglomerate"), (9, 2, "no mark")],
+    [
+        (4, 2, "mark 4 is a bubble; only a crystal or an agglomerate"),
+        (3, 0, "at least 1"),
+        (1, 3, "crystal of agglomerate 3; set the number of the agglomerate"),
+        (9, 2, "no mark has id 9"),
+    ],
 )
 def test_set_crystals_refuses_with_one_line(object_id, crystals, reason):
     with pytest.raises(WorkbenchError, match=reason):

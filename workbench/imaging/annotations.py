@@ -43,14 +43,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
 from workbench.errors import WorkbenchError
 from workbench.imaging.detections import IMPERFECTION_KINDS, PARTICLE_KINDS
+from workbench.imaging.overlay import AGGLOMERATE_RGB, CRYSTAL_RGB, IMPERFECTION_RGB
 
 LABELS_SUFFIX = ".labels.json"
 # A clicked crystal's size when no other crystal on the image has one (the median
 # seed-crystal diameter of the synthetic generator).
 TYPICAL_CRYSTAL_DIAMETER_UM = 40.0
 OBJECT_KINDS = (*PARTICLE_KINDS, *IMPERFECTION_KINDS)
+SELECTED_RGB = (255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,29 @@ def count_of(annotation: Annotation) -> int:
     1
     """
     return sum(crystals_in(o) for o in annotation.objects)
+
+
+def tally(annotation: Annotation) -> dict[str, int]:
+    """What the marks add up to: ``count`` (primary crystals), ``single`` crystals,
+    ``agglomerates``, ``in_agglomerates`` (their crystals) and ``imperfections``.
+
+    Examples
+    --------
+    >>> a = set_crystals(add_crystal(add_crystal(Annotation("a.png", "legacy", 1.0),
+    ...     (0, 0)), (20, 0)), 2, 3)
+    >>> tally(a)
+    {'count': 4, 'single': 1, 'agglomerates': 1, 'in_agglomerates': 3, 'imperfections': 0}
+    """
+    groups = [o for o in annotation.objects if o["kind"] == "agglomerate"]
+    return {
+        "count": count_of(annotation),
+        "single": sum(
+            o["kind"] == "crystal" and o.get("agglomerate") is None for o in annotation.objects
+        ),
+        "agglomerates": len(groups),
+        "in_agglomerates": sum(crystals_in(o) for o in groups),
+        "imperfections": sum(o["kind"] in IMPERFECTION_KINDS for o in annotation.objects),
+    }
 
 
 def annotation_from_report(
@@ -223,17 +251,26 @@ def add_crystal(
     return replace(annotation, objects=(*annotation.objects, record))
 
 
-def nearest_mark(annotation: Annotation, xy: tuple[float, float], radius_px: float) -> int | None:
-    """Id of the mark nearest to `xy` within `radius_px` pixels, or None.
+def nearest_mark(
+    annotation: Annotation,
+    xy: tuple[float, float],
+    radius_px: float,
+    kinds: tuple[str, ...] = OBJECT_KINDS,
+) -> int | None:
+    """Id of the mark of one of `kinds` nearest to `xy` within `radius_px` pixels, or None.
 
     Examples
     --------
     >>> a = add_crystal(add_crystal(Annotation("a.png", "legacy", 1.0), (0, 0)), (10, 0))
     >>> nearest_mark(a, (8, 1), 5), nearest_mark(a, (5, 30), 5)
     (2, None)
+    >>> nearest_mark(a, (8, 1), 5, kinds=IMPERFECTION_KINDS) is None
+    True
     """
     best_id, best_distance = None, float(radius_px)
     for record in annotation.objects:
+        if record["kind"] not in kinds:
+            continue
         distance = math.dist(record["centroid_xy"], (float(xy[0]), float(xy[1])))
         if distance <= best_distance:
             best_id, best_distance = record["id"], distance
@@ -290,10 +327,15 @@ def set_crystals(annotation: Annotation, object_id: int, crystals: int) -> Annot
     'crystal'
     """
     record = _record(annotation, object_id)
-    if record["kind"] not in PARTICLE_KINDS or record.get("agglomerate") is not None:
+    if record["kind"] not in PARTICLE_KINDS:
         raise WorkbenchError(
-            f"mark {object_id}: a {record['kind']} inside no agglomerate is needed to set a "
-            "crystal number, this one is not"
+            f"mark {object_id} is a {record['kind']}; only a crystal or an agglomerate "
+            "has a crystal number"
+        )
+    if record.get("agglomerate") is not None:
+        raise WorkbenchError(
+            f"mark {object_id} is a crystal of agglomerate {record['agglomerate']}; "
+            "set the number of the agglomerate instead"
         )
     if isinstance(crystals, bool) or not isinstance(crystals, int) or crystals < 1:
         raise WorkbenchError(
@@ -453,6 +495,122 @@ def check_annotation(annotation: Annotation, where: str) -> None:
         by_id[record["id"]] = record
     for record in annotation.objects:
         _check_membership(record, by_id, where)
+
+
+def draw_annotation(
+    picture: np.ndarray, annotation: Annotation, scale: float = 1.0, selected: int | None = None
+) -> np.ndarray:
+    """Draw the marks of `annotation` on `picture`, the image shown at `scale` times its size.
+
+    Single crystals are circles of their diameter, agglomerates thicker circles with
+    their crystal number, member crystals circles in the agglomerate colour,
+    imperfections crosses; mark `selected` gets a white ring. A legend gives the tally.
+
+    Parameters
+    ----------
+    picture : ndarray of uint8, shape (H, W) or (H, W, 3)
+        The image (RGB when colour), resized by `scale`.
+    annotation : Annotation
+    scale : float
+        Display pixels per image pixel.
+    selected : int, optional
+        Id of the mark to highlight.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+        A new RGB picture.
+
+    Examples
+    --------
+    >>> a = set_crystals(add_crystal(Annotation("a.png", "legacy", 1.0), (150, 150)), 1, 2)
+    >>> drawn = draw_annotation(np.zeros((200, 200), np.uint8), a, selected=1)
+    >>> drawn.shape, tuple(int(v) for v in drawn[150, 150 + 20])
+    ((200, 200, 3), (255, 140, 0))
+    """
+    canvas = picture.copy() if picture.ndim == 3 else cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB)
+    line = max(1, round(max(canvas.shape[:2]) / 800))
+    for record in annotation.objects:
+        centre = tuple(round(v * scale) for v in record["centroid_xy"])
+        radius = max(3 * line, round(record["diameter_um"] / annotation.pixel_size_um * scale / 2))
+        _draw_mark(canvas, record, centre, radius, line)
+        if record["id"] == selected:
+            cv2.circle(canvas, centre, radius + 3 * line, SELECTED_RGB, 2 * line, cv2.LINE_AA)
+    _draw_legend(canvas, tally(annotation), line)
+    return canvas
+
+
+def _draw_mark(
+    canvas: np.ndarray, record: dict[str, Any], centre: tuple[int, int], radius: int, line: int
+) -> None:
+    kind = record["kind"]
+    if kind in IMPERFECTION_KINDS:
+        arm = max(2, round(radius * 0.7))
+        x, y = centre
+        cv2.line(
+            canvas, (x - arm, y - arm), (x + arm, y + arm), IMPERFECTION_RGB, line, cv2.LINE_AA
+        )
+        cv2.line(
+            canvas, (x - arm, y + arm), (x + arm, y - arm), IMPERFECTION_RGB, line, cv2.LINE_AA
+        )
+        return
+    single = kind == "crystal" and record.get("agglomerate") is None
+    colour = CRYSTAL_RGB if single else AGGLOMERATE_RGB
+    width = 2 * line if kind == "agglomerate" else line
+    cv2.circle(canvas, centre, radius, colour, width, cv2.LINE_AA)
+    if kind == "crystal":
+        cv2.circle(canvas, centre, line, colour, -1, cv2.LINE_AA)
+        return
+    text = str(crystals_in(record))
+    font = max(0.4, canvas.shape[1] / 2500)
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 2 * line)
+    origin = (centre[0] - w // 2, centre[1] + h // 2)
+    for colour_of_text, weight in (((0, 0, 0), 4 * line), (AGGLOMERATE_RGB, 2 * line)):
+        cv2.putText(
+            canvas,
+            text,
+            origin,
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font,
+            colour_of_text,
+            weight,
+            cv2.LINE_AA,
+        )
+
+
+def _draw_legend(canvas: np.ndarray, counts: dict[str, int], line: int) -> None:
+    rows = [
+        (f"crystals: {counts['count']}  single: {counts['single']}", CRYSTAL_RGB),
+        (
+            f"agglomerates: {counts['agglomerates']} ({counts['in_agglomerates']} crystals)",
+            AGGLOMERATE_RGB,
+        ),
+        (f"imperfections (not counted): {counts['imperfections']}", IMPERFECTION_RGB),
+    ]
+    font = max(0.4, canvas.shape[1] / 3000)
+    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, font, line)[0] for t, _ in rows]
+    step = int(max(h for _, h in sizes) * 1.8)
+    swatch = step // 2
+    cv2.rectangle(
+        canvas,
+        (4, 4),
+        (max(w for w, _ in sizes) + swatch + 28, 12 + step * len(rows)),
+        (255, 255, 255),
+        -1,
+    )
+    for row, (text, colour) in enumerate(rows):
+        y = 4 + step * (row + 1)
+        cv2.rectangle(canvas, (10, y - swatch), (10 + swatch, y), colour, -1)
+        cv2.putText(
+            canvas,
+            text,
+            (18 + swatch, y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font,
+            (0, 0, 0),
+            line,
+            cv2.LINE_AA,
+        )
 
 
 def _check_record(record: Any, where: str) -> None:
