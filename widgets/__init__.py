@@ -5,17 +5,21 @@
 - :class:`DatasetBrowser` (researcher): datasets on every datasite, mock thumbnails.
 - :class:`RequestTracker` (researcher): status per (request, factory), results.
 - :class:`ResultView`: counts per factory and the crystal size distribution.
+- :class:`AnnotationWidget` (factory): mark crystals on an image, saved as labels at
+  the factory for ``workbench finetune --labels``.
 
 Every action calls a function of :mod:`workbench.remote`; this package never imports
 syft itself.
 """
 
+from widgets.annotate import AnnotationWidget
 from widgets.browser import DatasetBrowser
 from widgets.inbox import ReviewInbox
 from widgets.results import ResultView, plot_counts, plot_csd, results_table
 from widgets.tracker import RequestTracker
 
 __all__ = [
+    "AnnotationWidget",
     "DatasetBrowser",
     "RequestTracker",
     "ResultView",
