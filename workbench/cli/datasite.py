@@ -13,6 +13,8 @@ import click
 
 from workbench.errors import WorkbenchError
 
+MAX_BATCH_MB = 100.0  # as workbench.remote.upload.MAX_BATCH_BYTES (syft is imported lazily)
+
 
 def _config(path: str):
     from workbench.remote.config import load_config
@@ -82,13 +84,24 @@ def status(config: str) -> None:
     click.echo(f"  runs interrupted by a restart: {describe(interrupted_runs(admin.client))}")
 
 
-@datasite.command(help="Upload the images in FOLDER to CONFIG's datasite as dataset NAME.")
+@datasite.command(
+    help="Upload the images in FOLDER to CONFIG's datasite as dataset NAME. An upload that "
+    "was cut off resumes: run the same command again and only the missing batches are sent."
+)
 @click.argument("config")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--name", "name", required=True, help="Dataset name.")
 @click.option("--camera", default=None, help="Camera profile [default: the factory's].")
 @click.option("--pixel-size-um", type=float, default=None, help="Override the pixel size.")
 @click.option("--skip-bad", is_flag=True, help="Leave unreadable files out instead of refusing.")
+@click.option(
+    "--batch-mb",
+    type=float,
+    default=MAX_BATCH_MB,
+    show_default=True,
+    help="Largest batch (one asset; every run loads whole assets).",
+)
+@click.option("--quiet", "no_progress", is_flag=True, help="No progress bar.")
 def upload(
     config: str,
     folder: Path,
@@ -96,23 +109,47 @@ def upload(
     camera: str | None,
     pixel_size_um: float | None,
     skip_bad: bool,
+    batch_mb: float,
+    no_progress: bool,
 ) -> None:
-    from workbench.remote.upload import upload_folder
+    from workbench.remote.upload import UPLOAD_JOURNALS, local_blob_folder, upload_folder
 
+    if batch_mb <= 0:
+        raise WorkbenchError(f"--batch-mb {batch_mb:g}: a batch must hold more than 0 MB")
     site = _config(config)
-    summary = upload_folder(
-        _running_admin(site).client,
-        folder,
-        name,
-        camera or site.camera,
-        pixel_size_um,
-        skip_bad=skip_bad,
-    )
+    admin = _running_admin(site)
+    try:
+        summary = upload_folder(
+            admin.client,
+            folder,
+            name,
+            camera or site.camera,
+            pixel_size_um,
+            skip_bad=skip_bad,
+            progress=not no_progress,
+            max_batch_bytes=int(batch_mb * 1e6),
+            journal=site.state_dir / UPLOAD_JOURNALS / f"{name}.json",
+            blob_folder=local_blob_folder(site),
+        )
+    except KeyboardInterrupt:
+        raise WorkbenchError(
+            f"upload of {name!r} interrupted: no dataset is visible yet; run the same command "
+            "again to send the rest"
+        ) from None
     for skipped in summary.skipped:
         click.echo(f"skipped {skipped}", err=True)
+    if summary.sent_assets == 0:
+        click.echo(
+            f"{summary.dataset}: already on {site.name} ({summary.images} images); nothing sent"
+        )
+        return
+    resumed = summary.assets - summary.sent_assets
+    again = f", {resumed} stored by the interrupted upload" if resumed else ""
     click.echo(
         f"{summary.dataset}: {summary.images} images ({summary.megabytes:.1f} MB) in "
-        f"{summary.assets} asset(s) uploaded to {site.name} in {summary.seconds:.1f} s"
+        f"{summary.assets} asset(s) on {site.name}: sent {summary.sent_assets}{again}, "
+        f"{summary.megabytes_sent:.1f} MB in {summary.seconds:.1f} s "
+        f"({summary.megabytes_per_second:.1f} MB/s)"
     )
 
 

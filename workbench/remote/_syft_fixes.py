@@ -25,12 +25,18 @@ the server child forks:
    them after a poll that waits up to a second; a job waited 2-4 s before any worker
    saw it. Both waits become 0.25 s (an idle datasite then uses about 3 % of a core
    instead of 1.4 %).
+5. A fixed pause before every job. ``handle_message_multiprocessing`` sleeps 0.5 s
+   before it starts ("a temp hack to prevent some multithreading issues" of forked
+   job processes). Jobs run in threads here (3), and the consumer has stored the
+   job's state before the thread starts, so the pause only delays every run; the
+   queue module's ``time`` loses that one sleep (its job monitor still sleeps 5 s).
 """
 
 from __future__ import annotations
 
 import functools
 
+import syft.service.queue.queue as job_queue
 import syft.service.queue.zmq_producer as zmq_producer
 import syft.service.service as service
 import syft.types.syft_object as syft_object
@@ -40,10 +46,11 @@ from syft.service.queue.queue import ConsumerType
 from workbench.remote._patches import Patch
 
 QUEUE_POLL_SECONDS = 0.25
+JOB_START_PAUSE_SECONDS = 0.5  # syft's hard-coded sleep at the start of every job
 
 
 def patches() -> list[Patch]:
-    """The four fixes, for :func:`workbench.remote._patches.install`."""
+    """The five fixes, for :func:`workbench.remote._patches.install`."""
     return [
         Patch(
             Server,
@@ -80,6 +87,12 @@ def patches() -> list[Patch]:
             "ZMQ_POLLER_TIMEOUT_MSEC",
             lambda original: int(QUEUE_POLL_SECONDS * 1000),
             "the job dispatcher waits up to a second per poll",
+        ),
+        Patch(
+            job_queue,
+            "time",
+            _TimeWithoutJobStartPause,
+            "every job sleeps 0.5 s before it starts (a hack for forked job processes)",
         ),
     ]
 
@@ -123,3 +136,17 @@ def _skip_text_and_bytes(original):
         return original(result, attr_dict)
 
     return attach_attribute_to_syft_object
+
+
+class _TimeWithoutJobStartPause:
+    """The ``time`` module as syft's job queue sees it, less the pause before each job."""
+
+    def __init__(self, time_module) -> None:
+        self._time = time_module
+
+    def __getattr__(self, name: str):
+        return getattr(self._time, name)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds != JOB_START_PAUSE_SECONDS:
+            self._time.sleep(seconds)

@@ -1,10 +1,17 @@
 """Upload a folder of microscope images to a factory datasite as one dataset.
 
-Every file is read and checked (``workbench.imaging.io``) before anything is sent:
-a bad file stops the upload with its name, or is skipped with ``skip_bad=True``;
-the dataset only appears on the datasite once every batch is stored. Large folders
-become several assets (batches of at most 20 images or about 100 MB), because syft
-loads a whole asset on every run.
+Every file is read and checked (``workbench.imaging.io``) before it is sent: a bad
+file stops the upload with its name (and whatever was stored is deleted again), or is
+skipped with ``skip_bad=True``. Large folders become several assets (batches of at
+most 20 images or about 100 MB), because syft loads a whole asset on every run; the
+folder is read and sent one batch at a time, the next batch read while the current
+one is sent. The dataset only appears on the datasite once every batch is stored.
+
+With a journal (``workbench datasite upload`` keeps one per dataset in the factory's
+state folder, ``uploads/<dataset>.json``) an upload that is cut off keeps its stored
+batches, invisible to researchers, and the same upload run again sends only what is
+missing. On the factory's own machine the batches are written straight into the
+datasite's blob folder (see :func:`upload_folder`).
 
 Each asset holds an :data:`image batch <ImageBatch>` dict::
 
@@ -23,8 +30,13 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
-from collections.abc import Callable
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +53,7 @@ MAX_BATCH_IMAGES = 20
 MAX_BATCH_BYTES = 100_000_000
 MOCK_SHAPE = (512, 640)
 MOCK_IMAGES = 2
+UPLOAD_JOURNALS = "uploads"  # folder of the upload journals in a factory's state folder
 
 
 @dataclass
@@ -69,7 +82,12 @@ class ImageFolder:
 
 @dataclass(frozen=True)
 class UploadSummary:
-    """What :func:`upload_folder` stored."""
+    """What :func:`upload_folder` stored.
+
+    ``images``, ``assets`` and ``megabytes`` count the whole dataset; ``sent_assets``
+    and ``megabytes_sent`` what this call sent (less, when it resumed an upload that
+    was cut off; zero when the folder was uploaded already).
+    """
 
     dataset: str
     images: int
@@ -77,6 +95,13 @@ class UploadSummary:
     megabytes: float
     skipped: list[str]
     seconds: float
+    sent_assets: int = 0
+    megabytes_sent: float = 0.0
+
+    @property
+    def megabytes_per_second(self) -> float:
+        """Pixel MB sent per second of the whole call (reading the files included)."""
+        return self.megabytes_sent / self.seconds if self.seconds > 0 else 0.0
 
 
 def read_image_folder(
@@ -215,8 +240,16 @@ def upload_folder(
     max_batch_bytes: int = MAX_BATCH_BYTES,
     mock_shape: tuple[int, int] = MOCK_SHAPE,
     clock: Callable[[], float] | None = None,
+    journal: str | Path | None = None,
+    blob_folder: str | Path | None = None,
+    after_batch: Callable[[int], None] | None = None,
 ) -> UploadSummary:
-    """Read, check and upload the images of `folder` as dataset `name`.
+    """Read, check and upload the images of `folder` as dataset `name`, batch by batch.
+
+    Files are read in name order, one batch at a time (the next batch is read while
+    the current one is sent), so memory holds at most two batches whatever the size
+    of the folder. The dataset appears on the datasite only once every batch is
+    stored; until then its batches are admin-only objects no researcher can see.
 
     Parameters
     ----------
@@ -225,7 +258,8 @@ def upload_folder(
     folder : str or Path
         Folder of image files.
     name : str
-        Dataset name; must not exist yet on the datasite.
+        Dataset name; must not exist yet on the datasite (unless `journal` says this
+        very folder was uploaded as it, then nothing is sent).
     camera : str
         Camera profile of the images (``legacy`` or ``hires``).
     pixel_size_um : float, optional
@@ -233,13 +267,27 @@ def upload_folder(
     skip_bad : bool
         Leave unreadable files out instead of refusing the upload.
     progress : bool
-        Progress bars on stderr (checking files, then syft's per-asset upload bar).
+        A progress bar on stderr (images, MB sent, MB/s).
     max_batch_images, max_batch_bytes : int
         Batch limits (one asset per batch).
     mock_shape : (rows, cols)
         Size of the synthetic mock images.
     clock : callable, optional
         Time source for ``seconds`` (defaults to ``time.perf_counter``).
+    journal : str or Path, optional
+        A JSON file recording each batch once it is stored. An upload cut off (Ctrl-C,
+        a killed uploader, a datasite that stopped) keeps its stored batches and the
+        journal; the same upload run again sends only the batches that are missing
+        (files matched by name, size and modification time). Without a journal, or
+        when the datasite refuses a batch, everything stored is deleted again.
+    blob_folder : str or Path, optional
+        The datasite's blob folder, when this process runs on the factory's machine
+        (see :func:`local_blob_folder`): each batch is then serialized once and
+        written there, after its blob entry is allocated through the API, instead of
+        travelling through syft's API call (four more copies, a signature over the
+        whole batch and a deserialization on the server).
+    after_batch : callable, optional
+        Called with the number of batches stored so far, after each one.
 
     Returns
     -------
@@ -257,36 +305,58 @@ def upload_folder(
     """
     import time
 
+    from workbench.imaging.io import list_images
+
     clock = clock or time.perf_counter
     started = clock()
     profile = get_camera(camera, pixel_size_um)
-    _check_new_dataset(admin, name)
-    read = read_image_folder(folder, skip_bad=skip_bad, progress=progress)
-    batches = batch_slices(
-        [image.nbytes for image in read.images], max_batch_images, max_batch_bytes
-    )
-    upload_batches(
-        admin,
-        name,
-        [
-            image_batch(read.images[part], read.files[part], camera, profile.pixel_size_um)
-            for part in batches
-        ],
-        description=(
-            f"{len(read.images)} {camera} images at {profile.pixel_size_um:g} µm/px "
-            f"in {len(batches)} batch(es)"
-        ),
-        mock_shape=mock_shape,
-        progress=progress,
-    )
-    return UploadSummary(
-        dataset=name,
-        images=len(read.images),
-        assets=len(batches),
-        megabytes=read.nbytes / 1e6,
-        skipped=read.skipped,
-        seconds=clock() - started,
-    )
+    paths = list_images(folder)
+    if not paths:
+        raise WorkbenchError(f"{folder}: no image files (PNG, TIFF, JPEG, BMP) in this folder")
+    record = _Journal.open(journal, admin, name, camera, profile.pixel_size_um, mock_shape)
+    if _dataset_exists(admin, name):
+        if record is not None and record.complete and record.covers(paths):
+            return record.summary(0, clock() - started)
+        raise WorkbenchError(f"dataset {name!r} already exists on {admin.name}")
+    reader = _BatchReader(paths, skip_bad, max_batch_images, max_batch_bytes)
+    kept = record.reusable(admin, paths) if record is not None else []
+    upload = _DatasetUpload(admin, name, record, _checked_blob_folder(blob_folder), mock_shape)
+    bar = tqdm(total=len(paths), desc="uploading", unit="image", disable=not progress)
+    try:
+        upload.clear_leftovers()
+        bar.update(sum(len(batch["consumed"]) for batch in kept))
+        with ThreadPoolExecutor(max_workers=1) as read_ahead:
+            start = sum(len(batch["consumed"]) for batch in kept)
+            pending = read_ahead.submit(reader.read, start, None)
+            while (batch := pending.result()) is not None:
+                pending = read_ahead.submit(reader.read, batch.end, batch.carry)
+                upload.store(
+                    image_batch(batch.images, batch.files, camera, profile.pixel_size_um),
+                    consumed=[_fingerprint(path) for path in paths[batch.start : batch.end]],
+                    skipped=batch.skipped,
+                )
+                bar.update(batch.end - batch.start)
+                bar.set_postfix_str(f"{upload.megabytes_sent / (clock() - started):.0f} MB/s")
+                if after_batch is not None:
+                    after_batch(len(upload.assets))
+        description = (
+            f"{upload.images} {camera} images at {profile.pixel_size_um:g} µm/px "
+            f"in {len(upload.assets)} batch(es)"
+        )
+        upload.finish(description)
+    except WorkbenchError as error:
+        raise WorkbenchError(f"{error}; {upload.take_back()}") from None
+    except (KeyboardInterrupt, SystemExit):
+        upload.keep_for_resume()
+        raise
+    except Exception as error:  # syft raises its own exception types
+        raise WorkbenchError(
+            f"upload of dataset {name!r} to {admin.name} failed: {_why(error)}; "
+            f"{upload.take_back()}"
+        ) from None
+    finally:
+        bar.close()
+    return upload.summary(clock() - started)
 
 
 def upload_batches(
@@ -301,7 +371,8 @@ def upload_batches(
     """Upload `batches` as dataset `name`, one asset (``images-000``...) per batch.
 
     Each asset's mock is a :func:`mock_batch` of the batch's camera and pixel size.
-    Used by :func:`upload_folder`, and directly by callers with images in memory.
+    Used by callers with images in memory (:func:`upload_folder` reads a folder).
+    Nothing is kept of a failed upload.
 
     Parameters
     ----------
@@ -316,40 +387,420 @@ def upload_batches(
     mock_shape : (rows, cols)
         Size of the synthetic mock images.
     progress : bool
-        Show syft's per-asset upload bar on stderr.
+        A progress bar over the batches on stderr.
 
     Raises
     ------
     WorkbenchError
         If a dataset called `name` exists already or syft refuses the upload.
     """
-    import syft as sy
-
-    _check_new_dataset(admin, name)
-    dataset = sy.Dataset(name=name, description=description or f"{name}: microscope images")
-    for index, batch in enumerate(batches):
-        mock = mock_batch(
-            batch["camera"], batch["pixel_size_um"], shape=mock_shape, seed=MOCK_IMAGES * index
-        )
-        dataset.add_asset(
-            sy.Asset(
-                name=f"images-{index:03d}",
-                description=f"batch {index + 1} of {len(batches)}: {len(batch['images'])} images",
-                data=batch,
-                mock=mock,
-            )
-        )
-    dataset.mb_size = sum(image.nbytes for batch in batches for image in batch["images"]) / 1e6
-    stored = _StoredParts()
+    if _dataset_exists(admin, name):
+        raise WorkbenchError(f"dataset {name!r} already exists on {admin.name}")
+    upload = _DatasetUpload(admin, name, None, None, mock_shape)
     try:
-        with quiet():  # syft's banners would land on stdout
-            dataset.check()
-            _store_dataset(admin, dataset, stored, progress)
+        for batch in tqdm(batches, desc="uploading", unit="batch", disable=not progress):
+            upload.store(batch)
+        upload.finish(description)
     except Exception as error:  # syft raises its own exception types
         raise WorkbenchError(
             f"upload of dataset {name!r} to {admin.name} failed: {_why(error)}; "
-            f"{stored.take_back(admin)}"
+            f"{upload.take_back()}"
         ) from None
+
+
+def local_blob_folder(config: Any) -> Path | None:
+    """The blob folder of the datasite of `config` if this machine holds it, else None.
+
+    Parameters
+    ----------
+    config : DatasiteConfig
+        The factory (its state folder and pinned identity).
+    """
+    from workbench.remote.identity import IDENTITY_FILE, load_or_create_identity
+
+    if not (config.state_dir / IDENTITY_FILE).is_file():
+        return None
+    folder = config.state_dir / load_or_create_identity(config.state_dir).server_uid_hex / "blob"
+    return folder if folder.is_dir() else None
+
+
+@dataclass
+class _ReadBatch:
+    """One batch read from a folder: ``paths[start:end]`` (bad files skipped)."""
+
+    start: int
+    end: int
+    images: list[np.ndarray]
+    files: list[str]
+    skipped: list[str]
+    carry: tuple[np.ndarray, str] | None  # the image read that opens the next batch
+
+
+@dataclass(frozen=True)
+class _BatchReader:
+    """Reads a folder one batch at a time, by the rule of :func:`batch_slices`."""
+
+    paths: list[Path]
+    skip_bad: bool
+    max_images: int
+    max_bytes: int
+
+    def read(self, start: int, carry: tuple[np.ndarray, str] | None) -> _ReadBatch | None:
+        """The batch beginning at ``paths[start]`` (or at the carried image); None at the end."""
+        from workbench.imaging.io import load_image
+
+        images, files, skipped, total = [], [], [], 0
+        index = start
+        while index < len(self.paths):
+            if carry is not None:
+                (image, file), carry = carry, None
+            else:
+                try:
+                    image, file = load_image(self.paths[index]).original, self.paths[index].name
+                except WorkbenchError as error:
+                    if not self.skip_bad:
+                        raise WorkbenchError(f"{error} (use --skip-bad)") from None
+                    skipped.append(str(error))
+                    index += 1
+                    continue
+            if images and (len(images) >= self.max_images or total + image.nbytes > self.max_bytes):
+                return _ReadBatch(start, index, images, files, skipped, (image, file))
+            images.append(image)
+            files.append(file)
+            total += image.nbytes
+            index += 1
+        if not images:
+            if start == 0 and skipped:
+                raise WorkbenchError(
+                    f"{self.paths[0].parent}: none of the {len(self.paths)} image files "
+                    "could be read"
+                )
+            return None
+        return _ReadBatch(start, index, images, files, skipped, None)
+
+
+def _fingerprint(path: Path) -> list:
+    """What says a file is unchanged (as rsync's quick check): name, size, mtime."""
+    stat = path.stat()
+    return [path.name, stat.st_size, stat.st_mtime_ns]
+
+
+class _Journal:
+    """The record of a resumable upload: which batches are stored, as which objects."""
+
+    def __init__(self, path: Path, content: dict) -> None:
+        self.path, self.content = path, content
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None,
+        admin: Any,
+        name: str,
+        camera: str,
+        pixel_size_um: float,
+        mock_shape: tuple[int, int],
+    ) -> _Journal | None:
+        """The journal at `path` if it records this upload, else a new empty one."""
+        if path is None:
+            return None
+        path = Path(path)
+        key = {
+            "dataset": name,
+            "datasite": str(admin.id),
+            "camera": camera,
+            "pixel_size_um": pixel_size_um,
+            "mock_shape": list(mock_shape),
+        }
+        try:
+            content = json.loads(path.read_text())
+            if {field: content.get(field) for field in key} == key:
+                return cls(path, content)
+        except (OSError, ValueError):
+            pass  # none yet, or unreadable: start afresh
+        return cls(path, {**key, "batches": [], "pending_blobs": [], "complete": False})
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.content["complete"])
+
+    @property
+    def batches(self) -> list[dict]:
+        return self.content["batches"]
+
+    def covers(self, paths: list[Path]) -> bool:
+        """True if the stored batches hold exactly the files `paths`, unchanged."""
+        consumed = [entry for batch in self.batches for entry in batch["consumed"]]
+        return consumed == [_fingerprint(path) for path in paths]
+
+    def reusable(self, admin: Any, paths: list[Path]) -> list[dict]:
+        """The leading stored batches whose files are unchanged and whose objects exist.
+
+        The rest of the journal is dropped (their objects become leftovers to delete).
+        """
+        from syft.types.uid import UID
+
+        kept, position = [], 0
+        for batch in self.batches:
+            end = position + len(batch["consumed"])
+            unchanged = [_fingerprint(path) for path in paths[position:end]] == batch["consumed"]
+            if not unchanged or not admin.api.services.action.exists(UID(batch["twin"])):
+                break
+            kept.append(batch)
+            position = end
+        self.content.update(
+            leftover_twins=[batch["twin"] for batch in self.batches[len(kept) :]],
+            batches=kept,
+            complete=False,  # the dataset is not there (any more)
+        )
+        self.save()
+        return kept
+
+    def summary(self, sent: int, seconds: float) -> UploadSummary:
+        return UploadSummary(
+            dataset=self.content["dataset"],
+            images=sum(len(batch["files"]) for batch in self.batches),
+            assets=len(self.batches),
+            megabytes=sum(batch["bytes"] for batch in self.batches) / 1e6,
+            skipped=[entry for batch in self.batches for entry in batch["skipped"]],
+            seconds=seconds,
+            sent_assets=sent,
+            megabytes_sent=0.0,
+        )
+
+    def save(self) -> None:
+        """Write the journal atomically (a crash leaves the old or the new one)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.content))
+        os.replace(partial, self.path)
+
+
+class _DatasetUpload:
+    """Stores batches as admin-only twins, then adds the dataset that lists them.
+
+    Until :meth:`finish` nothing of the upload is visible to researchers; what is
+    stored is recorded (and, with a journal, written down) so it can be taken back or
+    reused by the next attempt.
+    """
+
+    def __init__(
+        self,
+        admin: Any,
+        name: str,
+        journal: _Journal | None,
+        blob_folder: Path | None,
+        mock_shape: tuple[int, int],
+    ) -> None:
+        self.admin, self.name, self.journal, self.blob_folder = admin, name, journal, blob_folder
+        self.mock_shape = mock_shape
+        self.stored = _StoredParts()
+        self.assets: list = []
+        self.images = 0
+        self.megabytes_sent = 0.0
+        self.skipped: list[str] = []
+        self.sent_assets = 0
+        if journal is not None:
+            for batch in journal.batches:  # stored by an earlier attempt
+                mock = self._mock(
+                    len(self.assets), journal.content["camera"], batch["pixel_size_um"]
+                )
+                self.assets.append(self._asset(batch["twin"], mock, len(batch["files"])))
+                self.images += len(batch["files"])
+                self.skipped += batch["skipped"]
+
+    def clear_leftovers(self) -> None:
+        """Delete what an earlier attempt stored but cannot reuse (or half-wrote)."""
+        if self.journal is None:
+            return
+        from syft.types.uid import UID
+
+        content = self.journal.content
+        with quiet(), contextlib.redirect_stderr(io.StringIO()):
+            for uid in content.get("leftover_twins", []):
+                _deleted(self.admin.api.services.action.delete, UID(uid))
+            for uid in content["pending_blobs"]:
+                _deleted(self.admin.api.services.blob_storage.delete, UID(uid))
+        content.update(leftover_twins=[], pending_blobs=[])
+        self.journal.save()
+
+    def _mock(self, index: int, camera: str, pixel_size_um: float) -> ImageBatch:
+        """The mock of batch `index`: synthetic, from public parameters, reproducible."""
+        return mock_batch(camera, pixel_size_um, shape=self.mock_shape, seed=MOCK_IMAGES * index)
+
+    def store(
+        self, batch: ImageBatch, *, consumed: list | None = None, skipped: Sequence[str] = ()
+    ) -> None:
+        """Store one batch (private twin and its mock) as the next asset."""
+        from syft.service.action.action_object import ActionObject
+        from syft.types.twin_object import TwinObject
+        from syft.types.uid import UID
+
+        mock = self._mock(len(self.assets), batch["camera"], batch["pixel_size_um"])
+        twin = TwinObject(
+            private_obj=ActionObject.from_obj(batch),
+            mock_obj=ActionObject.from_obj(mock),
+            syft_server_location=self.admin.id,
+            syft_client_verify_key=self.admin.verify_key,
+        )
+        private = twin.private_obj
+        private.syft_blob_storage_entry_id = UID()
+        self.stored.blobs.append(private.syft_blob_storage_entry_id)
+        if self.journal is not None:
+            self.journal.content["pending_blobs"] = [str(private.syft_blob_storage_entry_id)]
+            self.journal.save()
+        with quiet():
+            if self.blob_folder is None:
+                twin._save_to_blob_storage().unwrap()
+            else:
+                _write_blob(self.admin, twin, batch, self.blob_folder)
+            if not private.syft_action_saved_to_blob_store:  # small: kept in the database
+                private.syft_blob_storage_entry_id = None
+            self.admin.api.services.action.set(twin)
+        self.stored.twins.append(twin.id)
+        nbytes = sum(image.nbytes for image in batch["images"])
+        self.assets.append(self._asset(str(twin.id), mock, len(batch["images"])))
+        self.images += len(batch["images"])
+        self.skipped += list(skipped)
+        self.megabytes_sent += nbytes / 1e6
+        self.sent_assets += 1
+        if self.journal is not None:
+            self.journal.batches.append(
+                {
+                    "consumed": consumed or [],
+                    "files": list(batch["files"]),
+                    "skipped": list(skipped),
+                    "twin": str(twin.id),
+                    "bytes": nbytes,
+                    "pixel_size_um": batch["pixel_size_um"],
+                }
+            )
+            self.journal.content["pending_blobs"] = []
+            self.journal.save()
+
+    def _asset(self, twin_id: str, mock: ImageBatch, n_images: int) -> Any:
+        """The dataset's entry for a stored twin: name, description, mock, the twin's id.
+
+        It carries no private data: the twin holds it (syft's own upload sends every
+        batch a second time, inside the dataset).
+        """
+        import syft as sy
+        from syft.client.datasite_client import add_default_uploader
+        from syft.types.uid import UID
+
+        index = len(self.assets)
+        asset = sy.Asset(
+            name=f"images-{index:03d}",
+            description=f"batch {index + 1}: {n_images} images",
+            mock=mock,
+        )
+        asset.action_id, asset.server_uid = UID(twin_id), self.admin.id
+        return add_default_uploader(self.uploader, asset)
+
+    @functools.cached_property
+    def uploader(self) -> Any:
+        """The admin's user record (syft names it as each asset's uploader)."""
+        return self.admin.users.get_current_user()
+
+    def finish(self, description: str) -> None:
+        """Add the dataset: from now on researchers see it, all of it."""
+        import syft as sy
+        from syft.client.datasite_client import add_default_uploader
+
+        dataset = sy.Dataset(name=self.name, description=description or f"{self.name}: images")
+        for asset in self.assets:
+            dataset.add_asset(asset)
+        dataset.mb_size = self.megabytes
+        with quiet():
+            self.admin.api.services.dataset.add(
+                dataset=add_default_uploader(self.uploader, dataset)
+            )
+        if self.journal is not None:
+            self.journal.content["complete"] = True
+            self.journal.save()
+
+    @property
+    def megabytes(self) -> float:
+        """MB of pixels in the dataset, batches stored by earlier attempts included."""
+        if self.journal is None:
+            return self.megabytes_sent
+        return sum(batch["bytes"] for batch in self.journal.batches) / 1e6
+
+    def take_back(self) -> str:
+        """Delete every part stored (earlier attempts' too) and the journal; say what is left.
+
+        A datasite that stopped answering keeps the journal: the next upload resumes.
+        """
+        if self.journal is not None and not _answers(self.admin):
+            self.journal.save()
+            return (
+                "the datasite stopped answering: no dataset is visible; the "
+                f"{len(self.journal.batches)} batch(es) stored are kept: upload the same "
+                "folder again to send the rest"
+            )
+        told = self.stored.take_back(self.admin)
+        if self.journal is not None:
+            mine = {str(uid) for uid in self.stored.twins}
+            earlier = [batch["twin"] for batch in self.journal.batches]
+            self.journal.content.update(
+                leftover_twins=[uid for uid in earlier if uid not in mine], batches=[]
+            )
+            self.clear_leftovers()
+            self.journal.path.unlink(missing_ok=True)
+        return told
+
+    def keep_for_resume(self) -> None:
+        """An upload cut off keeps what it stored: the journal lists it for next time."""
+        if self.journal is not None:
+            self.journal.save()
+
+    def summary(self, seconds: float) -> UploadSummary:
+        return UploadSummary(
+            dataset=self.name,
+            images=self.images,
+            assets=len(self.assets),
+            megabytes=self.megabytes,
+            skipped=self.skipped,
+            seconds=seconds,
+            sent_assets=self.sent_assets,
+            megabytes_sent=self.megabytes_sent,
+        )
+
+
+def _write_blob(admin: Any, twin: Any, batch: ImageBatch, blob_folder: Path) -> None:
+    """Store the private half of `twin` as a file in the datasite's blob folder.
+
+    The blob entry is allocated through the API (the datasite records it, under the id
+    already chosen), then the batch, serialized once, is written where the datasite
+    reads it; the mock is stored the usual way (small: kept in the database).
+    """
+    from syft.serde.serialize import _serialize
+    from syft.types.blob_storage import CreateBlobStorageEntry
+
+    private = twin.private_obj
+    for half in (private, twin.mock_obj):
+        half._set_obj_location_(admin.id, admin.verify_key)
+    twin.mock_obj._save_to_blob_storage().unwrap()
+    data = _serialize(batch, to_bytes=True)
+    entry = CreateBlobStorageEntry.from_obj(batch, file_size=sys.getsizeof(data))
+    entry.id = private.syft_blob_storage_entry_id
+    admin.api.services.blob_storage.allocate(entry)
+    with open(blob_folder / entry.file_name, "wb") as blob:
+        blob.write(data)
+    private.syft_action_data_type = type(batch)
+    private._set_reprs(batch)
+    private.syft_has_bool_attr = hasattr(batch, "__bool__")
+    private.syft_action_saved_to_blob_store = True
+    private._clear_cache()
+
+
+def _checked_blob_folder(folder: str | Path | None) -> Path | None:
+    if folder is None:
+        return None
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WorkbenchError(f"{folder}: not the datasite's blob folder (no such folder)")
+    return folder
 
 
 @dataclass
@@ -389,42 +840,6 @@ def _answers(admin: Any) -> bool:
     return url_answers(str(admin.connection.url))
 
 
-def _store_dataset(admin: Any, dataset: Any, stored: _StoredParts, progress: bool) -> None:
-    """syft's ``upload_dataset``, step by step, recording each part it stores in `stored`.
-
-    Each blob's id is chosen before it is written, so a blob whose write fails
-    half-way (a full disk, a dead datasite) can be found and deleted again. The
-    dataset itself is added last: until then no researcher sees any of it.
-    """
-    from syft.client.datasite_client import add_default_uploader
-    from syft.service.action.action_object import ActionObject
-    from syft.types.twin_object import TwinObject
-    from syft.types.uid import UID
-
-    user = admin.users.get_current_user()
-    add_default_uploader(user, dataset)
-    for asset in tqdm(dataset.asset_list, desc="uploading", unit="asset", disable=not progress):
-        add_default_uploader(user, asset)
-        twin = TwinObject(
-            private_obj=ActionObject.from_obj(asset.data),
-            mock_obj=ActionObject.from_obj(asset.mock),
-            syft_server_location=admin.id,
-            syft_client_verify_key=admin.verify_key,
-        )
-        halves = (twin.private_obj, twin.mock_obj)
-        for half in halves:
-            half.syft_blob_storage_entry_id = UID()
-            stored.blobs.append(half.syft_blob_storage_entry_id)
-        twin._save_to_blob_storage().unwrap()
-        for half in halves:
-            if not half.syft_action_saved_to_blob_store:  # small: kept in the database
-                half.syft_blob_storage_entry_id = None
-        admin.api.services.action.set(twin)
-        stored.twins.append(twin.id)
-        asset.action_id, asset.server_uid = twin.id, admin.id
-    admin.api.services.dataset.add(dataset=dataset)
-
-
 def _why(error: Exception) -> str:
     """The reason of a failed upload; a full disk is said so.
 
@@ -440,6 +855,5 @@ def _why(error: Exception) -> str:
     return f"the datasite's disk is full ({text[start:] if start >= 0 else text})"
 
 
-def _check_new_dataset(admin: Any, name: str) -> None:
-    if any(dataset.name == name for dataset in admin.datasets.get_all()):
-        raise WorkbenchError(f"dataset {name!r} already exists on {admin.name}")
+def _dataset_exists(admin: Any, name: str) -> bool:
+    return any(dataset.name == name for dataset in admin.datasets.get_all())
