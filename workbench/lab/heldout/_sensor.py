@@ -94,7 +94,7 @@ def illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray
     x *= cw / ch
     cx, cy = rng.uniform(-0.15, 0.15, 2)
     r2 = (x - cx) ** 2 + (y - cy) ** 2
-    light = (1.0 - rng.uniform(0.05, 0.6) * r2) ** 2
+    light = (1.0 - rng.uniform(0.05, 0.4) * r2) ** 2
     gx, gy = rng.normal(0, 0.08, 2)
     light *= 1.0 + gx * x + gy * y
     for _ in range(int(rng.integers(0, 5))):
