@@ -562,10 +562,10 @@ def _draw_mark(
         cv2.circle(canvas, centre, line, colour, -1, cv2.LINE_AA)
         return
     text = str(crystals_in(record))
-    font = max(0.4, canvas.shape[1] / 2500)
+    font = max(0.7, canvas.shape[1] / 1100)
     (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 2 * line)
     origin = (centre[0] - w // 2, centre[1] + h // 2)
-    for colour_of_text, weight in (((0, 0, 0), 4 * line), (AGGLOMERATE_RGB, 2 * line)):
+    for colour_of_text, weight in (((0, 0, 0), 5 * line), (AGGLOMERATE_RGB, 2 * line)):
         cv2.putText(
             canvas,
             text,
