@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -100,7 +101,11 @@ class DatasiteConfig:
     n_consumers : int
         Job-queue workers running approved code (at least 1).
     db_url : str or None
-        Database URL; SQLite in ``state_dir`` when not given.
+        Database URL; SQLite in ``state_dir`` when not given. PostgreSQL:
+        ``postgresql://USER@HOST:PORT/DATABASE``, without the password.
+    db_password_env : str
+        Environment variable holding the database password (PostgreSQL), added to
+        ``db_url`` when the datasite starts; empty: the URL is used as it is.
     output_rule : OutputRule
         Limits on what a result may hold.
     release : str
@@ -124,6 +129,7 @@ class DatasiteConfig:
     password_env: str = ""
     n_consumers: int = 1
     db_url: str | None = None
+    db_password_env: str = ""
     output_rule: OutputRule = field(default_factory=OutputRule)
     release: str = "review"
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
@@ -136,8 +142,32 @@ class DatasiteConfig:
 
     @property
     def database_url(self) -> str:
-        """``db_url`` or the SQLite file in the state folder."""
-        return self.db_url or f"sqlite:///{self.state_dir / 'datasite.sqlite'}"
+        """``db_url`` (with the password from ``db_password_env``), or the SQLite file.
+
+        Raises
+        ------
+        WorkbenchError
+            If ``db_password_env`` names a variable that is not set, or whose value
+            is not URL-safe (syft reads the password from the URL undecoded).
+        """
+        if self.db_url is None:
+            return f"sqlite:///{self.state_dir / 'datasite.sqlite'}"
+        if not self.db_password_env:
+            return self.db_url
+        password = os.environ.get(self.db_password_env, "")
+        if not password:
+            raise WorkbenchError(
+                f"{self.db_password_env} is not set: it holds the password of "
+                f"{self.name}'s database"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9._~-]+", password):
+            raise WorkbenchError(
+                f"{self.db_password_env}: the database password may hold only letters, "
+                "digits and . _ ~ - (syft reads it from the URL undecoded)"
+            )
+        scheme, rest = self.db_url.split("://", 1)
+        user, host = rest.split("@", 1) if "@" in rest else ("", rest)
+        return f"{scheme}://{user.split(':', 1)[0]}:{password}@{host}"
 
     def state_file(self, name: str) -> Path:
         """Path of one file in the state folder (``datasite.pid``, ``datasite.log``...)."""
@@ -157,6 +187,7 @@ _KEYS = {
     "password_env",
     "n_consumers",
     "db_url",
+    "db_password_env",
     "output_rule",
     "release",
     "sandbox",
@@ -241,12 +272,29 @@ def config_from_dict(raw: dict, path: Path | None = None) -> DatasiteConfig:
         admin_name=_typed(raw, "admin_name", str, f"{name} data owner", where),
         password_env=_typed(raw, "password_env", str, f"WORKBENCH_{env_name}_PASSWORD", where),
         n_consumers=n_consumers,
-        db_url=raw.get("db_url"),
+        db_url=_database_url(raw, where),
+        db_password_env=_typed(raw, "db_password_env", str, "", where),
         output_rule=_limits_table(raw, "output_rule", OutputRule, where),
         release=release,
         sandbox=_limits_table(raw, "sandbox", SandboxLimits, where),
         privacy=_privacy(raw, where),
     )
+
+
+def _database_url(raw: dict, where: str) -> str | None:
+    """``db_url`` if given: a SQLite or PostgreSQL URL (the only databases syft 0.9.5 runs on)."""
+    url = raw.get("db_url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.startswith(("sqlite:///", "postgresql://")):
+        raise WorkbenchError(
+            f"{where}: db_url must be a sqlite:/// or postgresql:// URL, got {url!r}"
+        )
+    if url.startswith("postgresql://") and "@" not in url:
+        raise WorkbenchError(
+            f"{where}: db_url {url!r} names no user (postgresql://USER@HOST:PORT/DB)"
+        )
+    return url
 
 
 def _privacy(raw: dict, where: str) -> PrivacySettings:
