@@ -46,21 +46,33 @@ QUICK_HIRES_DENSITY = 25.0  # --quick renders hires frames at this density only
 SEED_BASE = 7000  # disjoint from the seeds the tests and examples use
 
 
-def bench_plan(quick: bool = False) -> Iterator[tuple[str, float, float, int]]:
+def bench_plan(
+    quick: bool = False, images_per_cell: int | None = None
+) -> Iterator[tuple[str, float, float, int]]:
     """(camera, pixel size µm, density per mm², number of images) for every cell.
+
+    `images_per_cell`, when given, replaces the number of images of every cell.
 
     Examples
     --------
     >>> len(list(bench_plan())), len(list(bench_plan(quick=True)))
     (12, 8)
+    >>> {n for *_, n in bench_plan(images_per_cell=3)}
+    {3}
     """
-    per_cell = QUICK_IMAGES_PER_CELL if quick else IMAGES_PER_CELL
+    per_cell = _images_per_cell(quick, images_per_cell)
     for camera, pixel_sizes in PIXEL_SIZES_UM.items():
         for pixel_size in pixel_sizes:
             for density in DENSITIES_PER_MM2:
                 if quick and camera == "hires" and density != QUICK_HIRES_DENSITY:
                     continue
                 yield camera, pixel_size, density, per_cell[camera]
+
+
+def _images_per_cell(quick: bool, images_per_cell: int | None) -> dict[str, int]:
+    if images_per_cell is not None:
+        return dict.fromkeys(PIXEL_SIZES_UM, images_per_cell)
+    return QUICK_IMAGES_PER_CELL if quick else IMAGES_PER_CELL
 
 
 def default_renderers() -> dict[str, Callable]:
@@ -115,6 +127,7 @@ def run_bench(
     methods: list[str] | None = None,
     renderers: Mapping[str, Callable] | None = None,
     progress: bool = True,
+    images_per_cell: int | None = None,
 ) -> dict:
     """Count, score and time every method on the frames of every renderer.
 
@@ -130,6 +143,8 @@ def run_bench(
         the methods were tuned on. Default: :func:`default_renderers`.
     progress : bool
         Show a progress bar on stderr.
+    images_per_cell : int, optional
+        Images in every cell instead of the plan's numbers.
 
     Returns
     -------
@@ -144,7 +159,7 @@ def run_bench(
     """
     renderers = dict(default_renderers() if renderers is None else renderers)
     methods = [*METHODS, "auto"] if methods is None else methods
-    plan = list(bench_plan(quick))
+    plan = list(bench_plan(quick, images_per_cell))
     scores: dict = {}  # renderer -> method -> camera -> pixel size -> density -> scores
     denoising: dict[str, dict[str, list[float]]] = {}
     total = len(renderers) * sum(n for *_, n in plan)
@@ -190,7 +205,7 @@ def run_bench(
             "renderers": list(renderers),
             "densities_per_mm2": list(DENSITIES_PER_MM2),
             "pixel_sizes_um": {c: list(sizes) for c, sizes in PIXEL_SIZES_UM.items()},
-            "images_per_cell": QUICK_IMAGES_PER_CELL if quick else IMAGES_PER_CELL,
+            "images_per_cell": _images_per_cell(quick, images_per_cell),
             "seed_base": SEED_BASE,
             "imperfections": "all kinds, drawn at their usual rates",
             "timing": (

@@ -171,7 +171,7 @@ def build_particle(
 
 
 def union_area_centroid(outlines_um: list[np.ndarray], step_um: float) -> tuple[float, np.ndarray]:
-    """Area (µm²) and centroid (µm) of the union of convex outlines, rasterised at `step_um`.
+    """Area (µm²) and centroid (µm) of the union of convex outlines, sampled every `step_um`.
 
     Examples
     --------
@@ -181,15 +181,21 @@ def union_area_centroid(outlines_um: list[np.ndarray], step_um: float) -> tuple[
     (150, [7.5, 5.0])
     """
     everything = np.vstack(outlines_um)
-    lo = everything.min(axis=0) - 2 * step_um
-    size = np.ceil((everything.max(axis=0) - lo) / step_um).astype(int) + 2
-    canvas = np.zeros((size[1], size[0]), np.uint8)
+    lo, hi = everything.min(axis=0), everything.max(axis=0)
+    x = np.arange(lo[0] + step_um / 2, hi[0], step_um)[None, :]
+    y = np.arange(lo[1] + step_um / 2, hi[1], step_um)[:, None]
+    covered = np.zeros((y.size, x.size), bool)
     for outline in outlines_um:
-        points = np.rint((outline - lo) / step_um * 16 - 8).astype(np.int32)
-        cv2.fillConvexPoly(canvas, points, 1, lineType=cv2.LINE_8, shift=4)
-    m = cv2.moments(canvas, binaryImage=True)
-    centre = np.array([m["m10"], m["m01"]]) / m["m00"] * step_um + lo
-    return float(m["m00"] * step_um**2), centre
+        c0, r0 = np.floor((outline.min(axis=0) - lo) / step_um).astype(int)
+        c1, r1 = np.ceil((outline.max(axis=0) - lo) / step_um).astype(int) + 1
+        wx, wy = x[:, c0:c1], y[r0:r1, :]
+        ex, ey = np.diff(outline, axis=0, append=outline[:1]).T[:, :, None, None]
+        vx, vy = outline.T[:, :, None, None]
+        side = ex * (wy - vy) - ey * (wx - vx)  # which side of each edge a sample lies on
+        covered[r0:r1, c0:c1] |= np.all(side >= 0, axis=0) | np.all(side <= 0, axis=0)
+    rows, cols = np.nonzero(covered)
+    centre = np.array([x[0, cols].mean(), y[rows, 0].mean()])
+    return float(covered.sum() * step_um**2), centre
 
 
 def place_particles(
