@@ -9,12 +9,6 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
 
-# Darkness (1 - flattened value) of crystal rims. A rim is 15-60 % dark and 1-2 px
-# wide at 2 µm/px; some edges of a crystal bend less light, so a rim is traced
-# from its strong parts along anything at least WEAK dark.
-RIM_DARKNESS = 0.12
-WEAK_RIM_DARKNESS = 0.06
-
 
 def disk(radius: float) -> np.ndarray:
     """Elliptic structuring element of the given radius in pixels."""
@@ -22,10 +16,13 @@ def disk(radius: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def rims(darkness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Strong rim pixels, and rims traced by hysteresis (strong plus connected weak)."""
-    strong = darkness > RIM_DARKNESS
-    return strong, apply_hysteresis_threshold(darkness, WEAK_RIM_DARKNESS, RIM_DARKNESS)
+def rims(
+    darkness: np.ndarray, rim_darkness: float, weak_rim_darkness: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strong rim pixels (darker than `rim_darkness`), and rims traced by hysteresis:
+    strong plus connected pixels darker than `weak_rim_darkness`."""
+    strong = darkness > rim_darkness
+    return strong, apply_hysteresis_threshold(darkness, weak_rim_darkness, rim_darkness)
 
 
 def filled(mask: np.ndarray) -> np.ndarray:

@@ -39,7 +39,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from workbench.imaging._morphology import (
-    RIM_DARKNESS,
     components,
     depth,
     disk,
@@ -50,23 +49,10 @@ from workbench.imaging._morphology import (
     label_maxima,
     rims,
 )
+from workbench.imaging.classical_params import DEFAULT_PARAMS, ClassicalParams
 from workbench.imaging.detections import Artifact, count_by_kind
 
 DEFAULT_DENOISER = "bilateral"
-
-# Darkness (1 - flat value): debris and bubble rings are over 50 % dark and several
-# pixels thick; crystal rims (see _morphology) are thinner and lighter.
-OPAQUE_DARKNESS = 0.40
-OPAQUE_MEAN_DARKNESS = 0.50
-OPAQUE_MIN_AREA_UM2 = 120.0
-OPAQUE_MIN_SHARE = 0.25  # of the dark (rim-level) region around it
-BUBBLE_MIN_DIAMETER_UM = 50.0
-BUBBLE_RING_DARKNESS = 0.25
-BUBBLE_MIN_ROUNDNESS = 0.75  # filled area over its enclosing circle's
-FIBRE_MIN_LENGTH_UM = 80.0
-FIBRE_MAX_HULL_SHARE = 0.25  # of length²: fibres are open curves, not loops
-FIBRE_MIN_ASPECT = 5.0
-FIBRE_MAX_WIDTH_UM = 16.0
 
 
 @dataclass
@@ -232,7 +218,9 @@ def denoise(image: np.ndarray, method: str = DEFAULT_DENOISER) -> np.ndarray:
     return function(np.asarray(image, dtype=np.float32))
 
 
-def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> ImperfectionRemoval:
+def remove_imperfections(
+    flat: np.ndarray, pixel_size_um: float = 2.0, params: ClassicalParams = DEFAULT_PARAMS
+) -> ImperfectionRemoval:
     """Find bubbles, debris, fibres and scratches and paint them over with background.
 
     Parameters
@@ -241,6 +229,8 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
         Flattened (background 1.0), denoised image.
     pixel_size_um : float
         Pixel side in µm.
+    params : ClassicalParams
+        Thresholds and sizes (the ``opaque_*``, ``bubble_*``, ``fibre_*`` and rim ones).
 
     Returns
     -------
@@ -248,7 +238,7 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
 
     Notes
     -----
-    Classification by shape and intensity:
+    Classification by shape and intensity (the numbers are the default parameters):
 
     - **bubbles**: a ring more than 25 % dark and at least 4 px thick (a crystal rim
       is thinner), round, at least 50 µm across, around a lighter centre.
@@ -284,29 +274,31 @@ def remove_imperfections(flat: np.ndarray, pixel_size_um: float = 2.0) -> Imperf
         labels[region & (labels == 0)] = len(artifacts)
 
     px_per_um = 1.0 / pixel_size_um
-    for region in _bubbles(darkness, px_per_um):
+    for region in _bubbles(darkness, px_per_um, params):
         add("bubble", region)
-    for kind, region in _opaque_objects(np.where(labels > 0, 0.0, darkness), px_per_um):
+    for kind, region in _opaque_objects(np.where(labels > 0, 0.0, darkness), px_per_um, params):
         add(kind, region)
-    _, traced = rims(np.where(labels > 0, 0.0, darkness))
-    for kind, region in _dark_lines(traced, px_per_um):
+    _, traced = rims(
+        np.where(labels > 0, 0.0, darkness), params.rim_darkness, params.weak_rim_darkness
+    )
+    for kind, region in _dark_lines(traced, px_per_um, params):
         add(kind, region)
     cleaned = flat.copy()
     cleaned[labels > 0] = 1.0
     return ImperfectionRemoval(cleaned, labels, artifacts)
 
 
-def _bubbles(darkness: np.ndarray, px_per_um: float):
+def _bubbles(darkness: np.ndarray, px_per_um: float, params: ClassicalParams):
     """Air bubbles: a thick dark ring, round, at least 50 µm across, around a bright
     centre. Some rings are only 40 % dark, lighter than debris; their thickness and
     shape tell them from crystals, whose rims are thin."""
     ring = cv2.morphologyEx(
-        (darkness > BUBBLE_RING_DARKNESS).astype(np.uint8), cv2.MORPH_OPEN, disk(1.5)
+        (darkness > params.bubble_ring_darkness).astype(np.uint8), cv2.MORPH_OPEN, disk(1.5)
     ).astype(bool)
     shape = darkness.shape
-    min_diameter = BUBBLE_MIN_DIAMETER_UM * px_per_um
+    min_diameter = params.bubble_min_diameter_um * px_per_um
     for box, component in components(ring):
-        if component.sum() < OPAQUE_MIN_AREA_UM2 * px_per_um**2:
+        if component.sum() < params.opaque_min_area_um2 * px_per_um**2:
             continue
         filled = _filled(component, box, shape)
         area = float(filled.sum())
@@ -315,7 +307,7 @@ def _bubbles(darkness: np.ndarray, px_per_um: float):
             continue
         points = np.column_stack(np.nonzero(filled)[::-1]).astype(np.float32)
         _, radius = cv2.minEnclosingCircle(points)
-        if area < BUBBLE_MIN_ROUNDNESS * np.pi * radius**2:
+        if area < params.bubble_min_roundness * np.pi * radius**2:
             continue
         margin = 2 + int(0.15 * diameter)  # the bright halo just outside the ring
         region = np.zeros(shape, bool)
@@ -325,26 +317,26 @@ def _bubbles(darkness: np.ndarray, px_per_um: float):
         yield region
 
 
-def _opaque_objects(darkness: np.ndarray, px_per_um: float):
+def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalParams):
     """Bubbles, debris and dark fibres: (kind, full-frame mask) for each."""
     core = cv2.morphologyEx(
-        (darkness > OPAQUE_DARKNESS).astype(np.uint8), cv2.MORPH_OPEN, disk(1)
+        (darkness > params.opaque_darkness).astype(np.uint8), cv2.MORPH_OPEN, disk(1)
     ).astype(bool)
     shape = darkness.shape
-    min_area = OPAQUE_MIN_AREA_UM2 * px_per_um**2
+    min_area = params.opaque_min_area_um2 * px_per_um**2
     # Where rims of overlapping crystals cross, dark spots survive the opening; but they
     # are a small part of the web of rims they sit in, while an opaque object is most
     # of the dark region around it.
-    dark_labels, _ = ndi.label(darkness > RIM_DARKNESS, structure=np.ones((3, 3), bool))
+    dark_labels, _ = ndi.label(darkness > params.rim_darkness, structure=np.ones((3, 3), bool))
     dark_areas = np.bincount(dark_labels.ravel())
     for box, component in components(core):
         area = component.sum()
-        if area < min_area or darkness[box][component].mean() < OPAQUE_MEAN_DARKNESS:
+        if area < min_area or darkness[box][component].mean() < params.opaque_mean_darkness:
             continue
         surrounding = dark_areas[dark_labels[box][component][0]]
-        if area < OPAQUE_MIN_SHARE * surrounding:
+        if area < params.opaque_min_share * surrounding:
             continue
-        kind, margin = _opaque_kind(component, box, shape, px_per_um)
+        kind, margin = _opaque_kind(component, box, shape, px_per_um, params)
         outer = grown(box, shape, margin + 1)
         region = np.zeros(shape, bool)
         region[box] = component if kind == "fibre" else _filled(component, box, shape)
@@ -352,14 +344,22 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float):
         yield kind, region
 
 
-def _opaque_kind(component: np.ndarray, box, shape, px_per_um: float) -> tuple[str, int]:
+def _opaque_kind(
+    component: np.ndarray, box, shape, px_per_um: float, params: ClassicalParams
+) -> tuple[str, int]:
     """Classify one opaque component; also return the margin to grow it by (px)."""
     length, width = extent(component)
-    if length >= 2.5 * width and 2.0 * depth(component).max() <= FIBRE_MAX_WIDTH_UM * px_per_um:
+    if (
+        length >= 2.5 * width
+        and 2.0 * depth(component).max() <= params.fibre_max_width_um * px_per_um
+    ):
         return "fibre", 2
     filled = _filled(component, box, shape)
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
-    if filled.sum() > 1.6 * component.sum() and diameter_px >= BUBBLE_MIN_DIAMETER_UM * px_per_um:
+    if (
+        filled.sum() > 1.6 * component.sum()
+        and diameter_px >= params.bubble_min_diameter_um * px_per_um
+    ):
         # Grow over the bright halo just outside the ring (about 15 % of the radius).
         return "bubble", 2 + int(0.15 * diameter_px)
     return "debris", 2
@@ -381,7 +381,7 @@ def _filled(component: np.ndarray, box, shape) -> np.ndarray:
     return fill_holes(padded)[1:-1, 1:-1]
 
 
-def _dark_lines(traced: np.ndarray, px_per_um: float):
+def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
     """Fibres and dark scratches: long, thin, open dark structures.
 
     Either a whole rim component is slender (a wide translucent fibre encloses its
@@ -389,7 +389,7 @@ def _dark_lines(traced: np.ndarray, px_per_um: float):
     part that an opening removes from the filled component is long.
     """
     solid = filled(traced)
-    max_width = FIBRE_MAX_WIDTH_UM * px_per_um
+    max_width = params.fibre_max_width_um * px_per_um
     labelled, count = ndi.label(solid, structure=np.ones((3, 3), bool))
     if count == 0:
         return
@@ -398,16 +398,16 @@ def _dark_lines(traced: np.ndarray, px_per_um: float):
     bodies = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, disk(2.5)).astype(bool)
     thin = traced & ~cv2.dilate(bodies.astype(np.uint8), disk(1.5)).astype(bool)
     shape = traced.shape
-    min_length = FIBRE_MIN_LENGTH_UM * px_per_um
+    min_length = params.fibre_min_length_um * px_per_um
     for box, component in components(slender | thin):
         length, width = extent(component)
         thick = 2.0 * depth(component).max()
         # Crystals are at most about 3 times longer than wide; fibres far more.
-        if length < max(min_length, FIBRE_MIN_ASPECT * thick) or thick > max_width:
+        if length < max(min_length, params.fibre_min_aspect * thick) or thick > max_width:
             continue
         # A crystal whose rim has a gap is a thin open loop too, but a compact one.
         points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)
-        if cv2.contourArea(cv2.convexHull(points)) > FIBRE_MAX_HULL_SHARE * length**2:
+        if cv2.contourArea(cv2.convexHull(points)) > params.fibre_max_hull_share * length**2:
             continue
         region = np.zeros(shape, bool)
         region[box] = component

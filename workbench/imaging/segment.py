@@ -24,7 +24,8 @@ thin dark refraction rim along their edges. So the counter works on edges:
 
 High-resolution images are first area-averaged to about 2 µm per pixel (about
 1280 x 960 for a 12 MP frame), where the method was tuned; results are reported in
-the original pixels.
+the original pixels. Every threshold, size and fitted weight is a field of
+:class:`~workbench.imaging.classical_params.ClassicalParams`, passed explicitly.
 
 Examples
 --------
@@ -45,7 +46,6 @@ from scipy import ndimage as ndi
 
 from workbench.camera import CameraProfile
 from workbench.imaging._morphology import (
-    RIM_DARKNESS,
     depth,
     disk,
     extent,
@@ -54,6 +54,7 @@ from workbench.imaging._morphology import (
     labelled_boxes,
     rims,
 )
+from workbench.imaging.classical_params import DEFAULT_PARAMS, ClassicalParams
 from workbench.imaging.denoise import (
     ImperfectionRemoval,
     denoise,
@@ -63,41 +64,13 @@ from workbench.imaging.denoise import (
 from workbench.imaging.detections import Artifact, Detections, detections_from_labels
 from workbench.imaging.working_scale import reduce_to_working_scale
 
-FACE_MIN_AREA_UM2 = 16.0  # smallest crystal interior (face) that counts
-FAINT_DARKNESS = 0.015
-FAINT_SIGMA_UM = 6.0
-FAINT_MIN_AREA_UM2 = 800.0  # smaller faint blobs are dust (3-10 µm specks, blurred)
-KEEP_OUT_UM = 8.0
-DUST_MIN_DARKNESS = 0.10  # a speck is clearly dark somewhere
-HOLLOW_SHARE = 0.5  # a ring-like faint blob's centre is at most this dark, relative
-SPECK_CENTRE_SHARE = 0.8  # a blurred speck's centre is nearly its darkest point
-CRYSTAL_MIN_DIAMETER_UM = 10.0  # the smallest seed crystals are about 12 µm
-FAINT_CRYSTAL_MIN_AREA_UM2 = 300.0
 NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
-SLIVER_SHARE = 0.1  # a crystal's interior is a fair part of its area
-CONCAVITY_MIN_UM = 3.0  # a dent this deep makes a particle an agglomerate
-SHALLOW_CONCAVITY_UM = 2.0  # dents counted towards an agglomerate's crystal number
-SPECK_RADIUS_UM = 3.0
-# Faces of an agglomerate are counted in several views, each a rim darkness, the
-# smallest face (share of the typical single-crystal area) and how much smaller than
-# both its neighbours a lens is. One view misses a faint shared edge or takes a small
-# crystal for a lens where another does not; their blend has a smaller error.
-FACE_VIEWS = ((RIM_DARKNESS, 0.05, 1.5), (RIM_DARKNESS, 0.02, 3.0), (0.15, 0.05, 1.5))
-# Weights of the exclusive faces in each view, the shallow dents and 1, fitted by least
-# squares on synthetic legacy frames (seeds 100-200, 10-50 crystals/mm²).
-AGGLOMERATE_BLEND = np.array([0.4, 0.15, 0.23, 0.2, 0.17])
-LENS_NEIGHBOUR_UM = 4.0  # faces this close are neighbours across one rim
-RIM_REACH_OUT_UM = 2.2  # the solid outline lies this far outside the crystal edge (d50 unbiased)
-BLUR_REACH_UM = 6.0  # a faint blob's outline lies this far outside the crystal edge
-FAINT_LINE_MAX_WIDTH_UM = 32.0
-FAINT_LINE_MIN_SOLIDITY = 0.75  # a scratch is straight; the faint arc of a crystal's rim bends
-BLUR_AGGLOMERATE_RATIO = 2.8  # faint blobs under this many typical crystal areas are single
-BLUR_AREA_PER_CRYSTAL = 1.7  # ... above it, one crystal per this many typical areas
-TYPICAL_CRYSTAL_UM = 40.0  # used only when an image has too few single crystals to learn it
 
 
-def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
+def detect_crystals(
+    image: np.ndarray, camera: CameraProfile, params: ClassicalParams = DEFAULT_PARAMS
+) -> Detections:
     """The classical method: count crystals and agglomerates, remove imperfections.
 
     Parameters
@@ -106,6 +79,8 @@ def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
         Float gray image in [0, 1].
     camera : CameraProfile
         Gives the pixel size.
+    params : ClassicalParams
+        Thresholds, sizes and fitted weights (the tuned ones by default).
 
     Returns
     -------
@@ -114,9 +89,9 @@ def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
     work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     pixel_size_um = camera.pixel_size_um * scale
     flat, _ = flatten_illumination(work)
-    removal = remove_imperfections(denoise(flat), pixel_size_um)
+    removal = remove_imperfections(denoise(flat), pixel_size_um, params)
     labels, members, areas, faint_artifacts, faint_labels = segment_particles(
-        removal.cleaned, pixel_size_um, removal
+        removal.cleaned, pixel_size_um, removal, params
     )
     artifact_labels = removal.labels.copy()
     offset = len(removal.artifacts)
@@ -127,7 +102,10 @@ def detect_crystals(image: np.ndarray, camera: CameraProfile) -> Detections:
 
 
 def segment_particles(
-    flat: np.ndarray, pixel_size_um: float, removal: ImperfectionRemoval | None = None
+    flat: np.ndarray,
+    pixel_size_um: float,
+    removal: ImperfectionRemoval | None = None,
+    params: ClassicalParams = DEFAULT_PARAMS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Artifact], np.ndarray]:
     """Particles, their crystal numbers and areas on a flattened, cleaned image.
 
@@ -140,6 +118,8 @@ def segment_particles(
     removal : ImperfectionRemoval, optional
         What was painted over (not searched again; faint continuations of removed
         fibres and scratches are not crystals).
+    params : ClassicalParams
+        Thresholds, sizes and fitted weights.
 
     Returns
     -------
@@ -165,32 +145,24 @@ def segment_particles(
     """
     px = 1.0 / pixel_size_um
     darkness = 1.0 - np.asarray(flat, np.float32)
-    near_lines = np.zeros(flat.shape, bool)
-    if removal is not None:
-        lines = [i + 1 for i, a in enumerate(removal.artifacts) if a.kind in LINE_KINDS]
-        near_lines = cv2.dilate(
-            np.isin(removal.labels, lines).astype(np.uint8), disk(KEEP_OUT_UM * px)
-        ).astype(bool)
-    labels, members, areas, solid = _sharp_particles(darkness, px, near_lines)
+    near_lines = near_removed_lines(removal, flat.shape, px, params)
+    labels, members, areas, solid = _sharp_particles(darkness, px, near_lines, params)
     singles = areas[members == 1]
-    typical_area = (
-        float(np.median(singles))
-        if singles.size >= 5
-        else np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
-    )
-    keep_out = cv2.dilate((labels > 0).astype(np.uint8), disk(KEEP_OUT_UM * px)).astype(bool)
+    typical_area = float(np.median(singles)) if singles.size >= 5 else _typical_area(px, params)
+    keep_out = cv2.dilate((labels > 0).astype(np.uint8), disk(params.keep_out_um * px)).astype(bool)
     if removal is not None:
         keep_out |= removal.mask
-    smooth = cv2.GaussianBlur(darkness, (0, 0), FAINT_SIGMA_UM * px)
+    smooth = cv2.GaussianBlur(darkness, (0, 0), params.faint_sigma_um * px)
     # Rim fragments without a face (blurred crystals, specks) join the faint blobs.
-    faint = ((smooth > FAINT_DARKNESS) | solid) & ~keep_out & (labels == 0)
+    faint = ((smooth > params.faint_darkness) | solid) & ~keep_out & (labels == 0)
     faint_labels, _ = ndi.label(faint, structure=np.ones((3, 3), bool))
 
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
     artifact_labels = np.zeros(flat.shape, np.int32)
     for box, component in labelled_boxes(faint_labels):
-        kind = _faint_kind(component, darkness[box], px, bool(near_lines[box][component].any()))
+        near_line = bool(near_lines[box][component].any())
+        kind = _faint_kind(component, darkness[box], px, near_line, params)
         if kind == NOISE:
             continue
         if kind is not None:
@@ -199,8 +171,8 @@ def segment_particles(
             artifacts.append(Artifact(kind, centroid, float(rows.size)))
             artifact_labels[box][component] = len(artifacts)
             continue
-        area = _shrunk_area(float(component.sum()), BLUR_REACH_UM * px)
-        members_list.append(_members_from_area(area, typical_area))
+        area = shrunk_area(float(component.sum()), params.blur_reach_um * px)
+        members_list.append(members_from_area(area, typical_area, params))
         areas_list.append(area)
         labels[box][component] = len(members_list)
     return (
@@ -212,10 +184,48 @@ def segment_particles(
     )
 
 
-def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
+def near_removed_lines(
+    removal: ImperfectionRemoval | None,
+    shape: tuple[int, int],
+    px: float,
+    params: ClassicalParams = DEFAULT_PARAMS,
+) -> np.ndarray:
+    """Pixels within ``params.keep_out_um`` of a removed fibre or scratch.
+
+    Parameters
+    ----------
+    removal : ImperfectionRemoval or None
+        What was painted over; None gives an empty mask.
+    shape : (rows, cols)
+        Image shape.
+    px : float
+        Pixels per µm.
+    params : ClassicalParams
+        Gives ``keep_out_um``.
+
+    Returns
+    -------
+    ndarray of bool, shape `shape`
+
+    Examples
+    --------
+    >>> near_removed_lines(None, (4, 5), 0.5).shape
+    (4, 5)
+    """
+    if removal is None:
+        return np.zeros(shape, bool)
+    lines = [i + 1 for i, a in enumerate(removal.artifacts) if a.kind in LINE_KINDS]
+    return cv2.dilate(
+        np.isin(removal.labels, lines).astype(np.uint8), disk(params.keep_out_um * px)
+    ).astype(bool)
+
+
+def _sharp_particles(
+    darkness: np.ndarray, px: float, near_lines: np.ndarray, params: ClassicalParams
+):
     """Particles outlined by sharp rims: labels, crystals per particle, corrected areas,
     and the solid (filled rims) mask, faceless fragments included."""
-    features = sharp_particle_features(darkness, px, near_lines)
+    features = sharp_particle_features(darkness, px, near_lines, params)
     # A convex outline is one crystal. Otherwise the number of crystals is a linear
     # blend of the faces that are no overlap lens (in each view) and the dents (faces
     # alone miss crystals whose shared edges are faint; dents alone miss junctions
@@ -228,28 +238,31 @@ def _sharp_particles(darkness: np.ndarray, px: float, near_lines: np.ndarray):
             np.ones(concavities.size),
         ]
     )
-    members = np.where(
-        concavities == 0, 1, np.maximum(2, np.rint(blend @ AGGLOMERATE_BLEND)).astype(int)
-    )
-    areas = _eroded_area(features["raw_areas"], features["perimeters"], RIM_REACH_OUT_UM * px)
+    weights = np.asarray(params.agglomerate_blend)
+    members = np.where(concavities == 0, 1, np.maximum(2, np.rint(blend @ weights)).astype(int))
+    areas = eroded_area(features["raw_areas"], features["perimeters"], params.rim_reach_out_um * px)
     return features["labels"], members.astype(int), areas, features["solid"]
 
 
 def sharp_particle_features(
-    darkness: np.ndarray, px: float, near_lines: np.ndarray | None = None
+    darkness: np.ndarray,
+    px: float,
+    near_lines: np.ndarray | None = None,
+    params: ClassicalParams = DEFAULT_PARAMS,
 ) -> dict[str, np.ndarray]:
     """Sharp particles and the features their crystal numbers are estimated from.
 
     A region touching `near_lines` (around removed fibres and scratches) whose interior
     is a sliver, such as where two fibres cross, is left out: it is part of the lines.
 
-    Exposed for calibration: ``labels``, ``solid``, and per particle ``raw_areas``
-    (pixels), ``concavities`` (dents deeper than CONCAVITY_MIN_UM),
-    ``shallow_concavities`` (deeper than SHALLOW_CONCAVITY_UM), ``perimeters``
-    (pixels), ``exclusive_faces`` (shape (N, len(FACE_VIEWS)), for particles with
-    concavities); ``typical`` is the median area of convex (single) particles.
+    Exposed for calibration (``scripts/fit_classical_params.py``): ``labels``,
+    ``solid``, and per particle ``raw_areas`` (pixels), ``concavities`` (dents deeper
+    than ``params.concavity_min_um``), ``shallow_concavities`` (deeper than
+    ``params.shallow_concavity_um``), ``perimeters`` (pixels), ``exclusive_faces``
+    (shape (N, len(params.face_views)), for particles with concavities); ``typical``
+    is the median area of convex (single) particles.
     """
-    strong, traced = rims(darkness)
+    strong, traced = rims(darkness, params.rim_darkness, params.weak_rim_darkness)
     solid = filled(traced)
     particle_labels, count = ndi.label(solid, structure=np.ones((3, 3), bool))
     # A crystal encloses an interior: inside its strong rims (a dark crystal), or inside
@@ -257,26 +270,27 @@ def sharp_particle_features(
     enclosed = (filled(strong) & ~strong) | (solid & ~traced)
     interior = label_sums(enclosed, particle_labels, count)
     outline_areas = label_sums(solid, particle_labels, count)
-    smallest = np.pi / 4 * ((CRYSTAL_MIN_DIAMETER_UM + 2 * RIM_REACH_OUT_UM) * px) ** 2
-    crystal_like = (interior >= FACE_MIN_AREA_UM2 * px * px) & (outline_areas >= smallest)
+    smallest = (
+        np.pi / 4 * ((params.crystal_min_diameter_um + 2 * params.rim_reach_out_um) * px) ** 2
+    )
+    crystal_like = (interior >= params.face_min_area_um2 * px * px) & (outline_areas >= smallest)
     if near_lines is not None:
         touching = label_sums(near_lines, particle_labels, count) > 0
-        sliver = interior < SLIVER_SHARE * outline_areas
+        sliver = interior < params.sliver_share * outline_areas
         crystal_like &= ~(touching & sliver)
     kept = np.flatnonzero(crystal_like) + 1
     lookup = np.zeros(count + 1, np.int32)
     lookup[kept] = np.arange(1, kept.size + 1)
     labels = lookup[particle_labels]
     raw_areas = label_sums(solid, labels, kept.size)
-    concavities, shallow_concavities, perimeters = _outlines(labels, px)
+    concavities, shallow_concavities, perimeters = _outlines(labels, px, params)
     singles = raw_areas[concavities == 0]
-    typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px)
+    typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px, params)
+    agglomerated = concavities > 0
     exclusive_faces = np.column_stack(
         [
-            _exclusive_faces(
-                solid, darkness > rim, labels, typical, px, concavities > 0, share, ratio
-            )
-            for rim, share, ratio in FACE_VIEWS
+            _exclusive_faces(solid, darkness, labels, typical, px, agglomerated, view, params)
+            for view in params.face_views
         ]
     )
     return {
@@ -291,19 +305,22 @@ def sharp_particle_features(
     }
 
 
-def _typical_area(px: float) -> float:
-    return np.pi * (TYPICAL_CRYSTAL_UM * px / 2) ** 2
+def _typical_area(px: float, params: ClassicalParams) -> float:
+    """Area in pixels of a crystal of the typical diameter."""
+    return np.pi * (params.typical_crystal_um * px / 2) ** 2
 
 
-def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per particle, the dents in its outline deeper than CONCAVITY_MIN_UM and than
-    SHALLOW_CONCAVITY_UM, and the outline's length in pixels.
+def _outlines(
+    labels: np.ndarray, px: float, params: ClassicalParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per particle, the dents in its outline deeper than ``params.concavity_min_um``
+    and than ``params.shallow_concavity_um``, and the outline's length in pixels.
 
     A crystal is convex; where two crystals of an agglomerate meet, the outline dents.
     """
     count = int(labels.max())
     dents, shallow, perimeters = np.zeros(count, int), np.zeros(count, int), np.zeros(count)
-    smoothing = disk(SPECK_RADIUS_UM * px)
+    smoothing = disk(params.speck_radius_um * px)
     for index, (_, region) in enumerate(labelled_boxes(labels)):
         outline = np.pad(region, 3).astype(np.uint8)
         contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -323,33 +340,35 @@ def _outlines(labels: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray, np
             continue
         if defects is not None:
             depths = defects[:, 0, 3] / 256.0
-            dents[index] = int((depths > CONCAVITY_MIN_UM * px).sum())
-            shallow[index] = int((depths > SHALLOW_CONCAVITY_UM * px).sum())
+            dents[index] = int((depths > params.concavity_min_um * px).sum())
+            shallow[index] = int((depths > params.shallow_concavity_um * px).sum())
     return dents, shallow, perimeters
 
 
 def _exclusive_faces(
     solid: np.ndarray,
-    strong: np.ndarray,
+    darkness: np.ndarray,
     labels: np.ndarray,
     typical: float,
     px: float,
     agglomerated: np.ndarray,
-    min_share: float,
-    lens_ratio: float,
+    view: tuple[float, float, float],
+    params: ClassicalParams,
 ) -> np.ndarray:
     """Per agglomerated particle, its faces that are not the lens of an overlap.
 
-    Faces are the regions between `strong` rims, at least `min_share` of a typical
-    crystal. Where two crystals overlap, the lens between them is a face bordered by
-    two faces `lens_ratio` times larger (the rest of each crystal); every other face
-    belongs to one crystal.
+    `view` is (rim darkness, min share, lens ratio). Faces are the regions between
+    rims darker than the rim darkness, at least min share of a typical crystal. Where
+    two crystals overlap, the lens between them is a face bordered by two faces lens
+    ratio times larger (the rest of each crystal); every other face belongs to one
+    crystal.
     """
-    face_labels, face_count = ndi.label(solid & ~strong)
+    rim_darkness, min_share, lens_ratio = view
+    face_labels, face_count = ndi.label(solid & ~(darkness > rim_darkness))
     area = np.bincount(face_labels.ravel(), minlength=face_count + 1)
-    large = area >= max(FACE_MIN_AREA_UM2 * px * px, min_share * typical)
+    large = area >= max(params.face_min_area_um2 * px * px, min_share * typical)
     large[0] = False
-    reach = int(round(LENS_NEIGHBOUR_UM * px))
+    reach = int(round(params.lens_neighbour_um * px))
     across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     counts = np.zeros(int(labels.max()), int)
     for index, (box, region) in enumerate(labelled_boxes(labels)):
@@ -367,7 +386,11 @@ def _exclusive_faces(
 
 
 def _faint_kind(
-    component: np.ndarray, darkness: np.ndarray, px: float, near_line: bool
+    component: np.ndarray,
+    darkness: np.ndarray,
+    px: float,
+    near_line: bool,
+    params: ClassicalParams,
 ) -> str | None:
     """What a faint blob is: None for an out-of-focus crystal, else ``dust``, ``fibre``
     or ``scratch``, or NOISE for nothing at all.
@@ -384,22 +407,23 @@ def _faint_kind(
     rows, cols = np.nonzero(component)
     row, col = int(round(rows.mean())), int(round(cols.mean()))
     centre = float(darkness[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].mean())
-    if area < FAINT_MIN_AREA_UM2 * px * px:
-        if centre < HOLLOW_SHARE * peak and area >= FAINT_CRYSTAL_MIN_AREA_UM2 * px * px:
+    if area < params.faint_min_area_um2 * px * px:
+        hollow = centre < params.hollow_share * peak
+        if hollow and area >= params.faint_crystal_min_area_um2 * px * px:
             return None
-        return "dust" if peak >= DUST_MIN_DARKNESS else NOISE
+        return "dust" if peak >= params.dust_min_darkness else NOISE
     # A blurred speck is darkest in its middle; a blurred crystal, along its rim.
     if (
-        area < 2 * FAINT_MIN_AREA_UM2 * px * px
-        and peak >= DUST_MIN_DARKNESS
-        and (centre >= SPECK_CENTRE_SHARE * peak)
+        area < 2 * params.faint_min_area_um2 * px * px
+        and peak >= params.dust_min_darkness
+        and centre >= params.speck_centre_share * peak
     ):
         return "dust"
     thickness = 2.0 * depth(component).max()
     if (
-        thickness <= FAINT_LINE_MAX_WIDTH_UM * px
+        thickness <= params.faint_line_max_width_um * px
         and extent(component)[0] >= 4 * thickness
-        and _solidity(component) >= FAINT_LINE_MIN_SOLIDITY
+        and _solidity(component) >= params.faint_line_min_solidity
     ):
         return "scratch"
     return None
@@ -411,23 +435,49 @@ def _solidity(component: np.ndarray) -> float:
     return float(component.sum()) / max(cv2.contourArea(cv2.convexHull(points)), 1.0)
 
 
-def _eroded_area(area: np.ndarray, perimeter: np.ndarray, reach_px: float) -> np.ndarray:
-    """Area of the outline moved `reach_px` inwards (Steiner's formula, exact for convex
-    outlines): ``area - perimeter * reach + pi * reach**2``."""
+def eroded_area(area: np.ndarray, perimeter: np.ndarray, reach_px: float) -> np.ndarray:
+    """Area of a sharp outline moved `reach_px` inwards, at least a quarter of `area`.
+
+    Steiner's formula, exact for convex outlines: ``area - perimeter * reach +
+    pi * reach**2``. The rim makes a sharp particle's solid outline lie
+    ``rim_reach_out_um`` outside the crystal's edge.
+
+    Examples
+    --------
+    >>> eroded_area(np.array([100.0]), np.array([40.0]), 1.0).round(2)  # a 10 x 10 square
+    array([63.14])
+    """
     eroded = area - perimeter * reach_px + np.pi * reach_px**2
     return np.maximum(eroded, 0.25 * area)
 
 
-def _shrunk_area(area, reach_px: float):
-    """Area of the outline moved `reach_px` inwards (equivalent-disc approximation)."""
+def shrunk_area(area, reach_px: float):
+    """Area of a blurred outline moved `reach_px` inwards (equivalent-disc approximation).
+
+    Examples
+    --------
+    >>> round(float(shrunk_area(np.pi * 10**2, 4.0)), 2)  # a disc of radius 10 -> 6
+    113.1
+    """
     diameter = 2.0 * np.sqrt(np.asarray(area) / np.pi)
     return np.pi / 4 * np.maximum(diameter - 2 * reach_px, 1.0) ** 2
 
 
-def _members_from_area(area: float, typical_area: float) -> int:
-    """Crystals in a blurred particle, from its area; biased to 1 as most particles are
-    single (calibrated on synthetic frames to leave the total count unbiased)."""
+def members_from_area(
+    area: float, typical_area: float, params: ClassicalParams = DEFAULT_PARAMS
+) -> int:
+    """Crystals in a blurred particle, from its area over the typical crystal area.
+
+    Biased to 1, as most particles are single: under ``params.blur_agglomerate_ratio``
+    typical areas it is one crystal, above it one per ``params.blur_area_per_crystal``
+    typical areas (both fitted to leave the total count unbiased).
+
+    Examples
+    --------
+    >>> members_from_area(250.0, 100.0), members_from_area(600.0, 100.0)
+    (1, 4)
+    """
     ratio = area / typical_area
-    if ratio < BLUR_AGGLOMERATE_RATIO:
+    if ratio < params.blur_agglomerate_ratio:
         return 1
-    return max(2, int(round(ratio / BLUR_AREA_PER_CRYSTAL)))
+    return max(2, int(round(ratio / params.blur_area_per_crystal)))

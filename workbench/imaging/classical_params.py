@@ -1,0 +1,167 @@
+"""Every tuned number of the classical counter, in one frozen dataclass.
+
+:func:`workbench.imaging.segment.detect_crystals`,
+:func:`~workbench.imaging.segment.segment_particles` and
+:func:`workbench.imaging.denoise.remove_imperfections` take a :class:`ClassicalParams`
+(scikit-image style: explicit, no module state); the defaults are the values the
+method was tuned with on synthetic legacy frames at about 2 µm per pixel. Sizes are
+in µm and converted with the pixel size; darkness is ``1 - value`` of the flattened
+image (background 1.0).
+
+Most values were set by hand on seeded frames. Five were fitted, and
+``scripts/fit_classical_params.py`` fits them again (for example after the generator
+changes): ``agglomerate_blend``, ``rim_reach_out_um``, ``blur_reach_um``,
+``blur_agglomerate_ratio`` and ``blur_area_per_crystal``.
+
+Examples
+--------
+>>> from dataclasses import replace
+>>> from workbench.imaging.classical_params import ClassicalParams
+>>> ClassicalParams().rim_darkness
+0.12
+>>> replace(ClassicalParams(), rim_reach_out_um=2.0).rim_reach_out_um
+2.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A view of an agglomerate's faces: (rim darkness, smallest face as a share of the
+# typical single-crystal area, how many times larger than a lens both its neighbours are).
+FaceView = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ClassicalParams:
+    """Thresholds, sizes and fitted weights of the classical counter.
+
+    Attributes
+    ----------
+    rim_darkness : float
+        Crystal rims are 15-60 % dark and 1-2 px wide at 2 µm/px; pixels darker than
+        this are strong rim.
+    weak_rim_darkness : float
+        Rims are traced on from their strong parts along anything this dark (some
+        edges of a crystal bend less light).
+    opaque_darkness, opaque_mean_darkness : float
+        Opaque objects (debris, dark fibres) have a core darker than the first, on
+        average darker than the second.
+    opaque_min_area_um2 : float
+        Smallest opaque core (and bubble ring).
+    opaque_min_share : float
+        An opaque core makes at least this share of the rim-dark region around it
+        (where rims of an agglomerate cross, small dark spots form in a web of rims).
+    bubble_min_diameter_um : float
+        Smallest air bubble.
+    bubble_ring_darkness : float
+        A bubble's ring is at least this dark.
+    bubble_min_roundness : float
+        A bubble fills at least this share of its enclosing circle.
+    fibre_min_length_um, fibre_min_aspect, fibre_max_width_um : float
+        A fibre or dark scratch is at least this long, this many times longer than
+        thick, and at most this thick.
+    fibre_max_hull_share : float
+        A fibre's convex hull is at most this share of its length squared (fibres
+        are open curves, a crystal with a gap in its rim a compact loop).
+    face_min_area_um2 : float
+        Smallest crystal interior (face) that counts.
+    crystal_min_diameter_um : float
+        Smallest crystal (the smallest seed crystals are about 12 µm).
+    sliver_share : float
+        A crystal's interior is at least this share of its area (a region touching a
+        removed line with less is where two lines cross).
+    concavity_min_um : float
+        A dent in the outline this deep makes a particle an agglomerate.
+    shallow_concavity_um : float
+        Dents this deep are counted towards an agglomerate's crystal number.
+    speck_radius_um : float
+        Specks stuck to an outline are opened away with a disc this wide before its
+        dents are measured.
+    face_views : tuple of (float, float, float)
+        The faces of an agglomerate are counted in several views; one view misses a
+        faint shared edge or takes a small crystal for a lens where another does not.
+    agglomerate_blend : tuple of float
+        Weights of the faces that are no lens (one per view), the shallow dents and 1,
+        giving an agglomerate's crystal number (fitted by least squares).
+    lens_neighbour_um : float
+        Faces this close are neighbours across one rim.
+    rim_reach_out_um : float
+        A sharp particle's solid outline lies this far outside the crystal edge
+        (fitted so that the median diameter is unbiased).
+    faint_darkness : float
+        Out-of-focus crystals are faint blobs at least this dark on the smoothed image.
+    faint_sigma_um : float
+        Gaussian smoothing of the image the faint blobs are found on.
+    faint_min_area_um2 : float
+        Smaller faint blobs are dust (3-10 µm specks, blurred) unless hollow.
+    faint_crystal_min_area_um2 : float
+        Smallest faint blob that can be a (hollow, ring-like) crystal.
+    keep_out_um : float
+        Faint blobs this close to a sharp particle or a removed line are not searched.
+    dust_min_darkness : float
+        A speck is clearly dark somewhere.
+    hollow_share : float
+        A ring-like faint blob's centre is at most this dark, relative to its darkest point.
+    speck_centre_share : float
+        A blurred speck's centre is at least this dark, relative to its darkest point.
+    faint_line_max_width_um : float
+        A faint scratch is at most this thick.
+    faint_line_min_solidity : float
+        A faint scratch is straight; the faint arc of a crystal's rim bends.
+    blur_reach_um : float
+        A faint blob's outline lies this far outside the crystal edge.
+    blur_agglomerate_ratio : float
+        Faint blobs under this many typical crystal areas are single crystals.
+    blur_area_per_crystal : float
+        Above it, one crystal per this many typical areas (both fitted so that the
+        total count is unbiased).
+    typical_crystal_um : float
+        Typical crystal diameter, used only when an image has too few single crystals
+        to learn it from.
+    """
+
+    # Rims
+    rim_darkness: float = 0.12
+    weak_rim_darkness: float = 0.06
+    # Imperfections removed before counting
+    opaque_darkness: float = 0.40
+    opaque_mean_darkness: float = 0.50
+    opaque_min_area_um2: float = 120.0
+    opaque_min_share: float = 0.25
+    bubble_min_diameter_um: float = 50.0
+    bubble_ring_darkness: float = 0.25
+    bubble_min_roundness: float = 0.75
+    fibre_min_length_um: float = 80.0
+    fibre_max_hull_share: float = 0.25
+    fibre_min_aspect: float = 5.0
+    fibre_max_width_um: float = 16.0
+    # Sharp particles and agglomerates
+    face_min_area_um2: float = 16.0
+    crystal_min_diameter_um: float = 10.0
+    sliver_share: float = 0.1
+    concavity_min_um: float = 3.0
+    shallow_concavity_um: float = 2.0
+    speck_radius_um: float = 3.0
+    face_views: tuple[FaceView, ...] = ((0.12, 0.05, 1.5), (0.12, 0.02, 3.0), (0.15, 0.05, 1.5))
+    agglomerate_blend: tuple[float, ...] = (0.4, 0.15, 0.23, 0.2, 0.17)
+    lens_neighbour_um: float = 4.0
+    rim_reach_out_um: float = 2.2
+    # Faint (out-of-focus) blobs: crystals, dust, faint scratches
+    faint_darkness: float = 0.015
+    faint_sigma_um: float = 6.0
+    faint_min_area_um2: float = 800.0
+    faint_crystal_min_area_um2: float = 300.0
+    keep_out_um: float = 8.0
+    dust_min_darkness: float = 0.10
+    hollow_share: float = 0.5
+    speck_centre_share: float = 0.8
+    faint_line_max_width_um: float = 32.0
+    faint_line_min_solidity: float = 0.75
+    blur_reach_um: float = 6.0
+    blur_agglomerate_ratio: float = 2.8
+    blur_area_per_crystal: float = 1.7
+    typical_crystal_um: float = 40.0
+
+
+DEFAULT_PARAMS = ClassicalParams()
