@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
+
+import numpy as np
 
 from workbench.lab.bench import bench_plan, format_markdown, run_bench, write_results
 from workbench.lab.heldout import render_heldout
@@ -12,7 +15,7 @@ from workbench.synth import synthesize
 
 
 def _small(camera: str, seed: int, density: float, pixel_size_um: float):
-    # Small legacy-like frames keep the test fast; both "cameras" share the pixel size.
+    # Small legacy-like frames at 2 µm/px keep the test fast, whatever the cell's pixel size.
     return synthesize("legacy", seed=seed, density_per_mm2=density, shape=(320, 400))
 
 
@@ -56,3 +59,15 @@ def test_bench_cli_rejects_unknown_method(tmp_path):
     )
     assert result.returncode == 2
     assert "unknown method 'magic'" in result.stderr
+
+
+def test_blank_frames_score_as_nothing_found():
+    # A frame the quality gate refuses has no count; the bench scores it as nothing found.
+    def blank(camera: str, seed: int, density: float, pixel_size_um: float):
+        sample = _small(camera, seed, density, pixel_size_um)
+        return dataclasses.replace(sample, image=np.full_like(sample.image, 128))
+
+    results = run_bench(quick=True, methods=["classical"], renderers={"blank": blank},
+                        progress=False)
+    assert results["by_renderer"]["blank"]["classical"]["legacy"]["accuracy"] == 0.0
+    assert sum(results["refused"].values()) in (0, 8)  # all refused once the gate is in

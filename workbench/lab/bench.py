@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from time import process_time
+from types import SimpleNamespace
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -155,12 +156,15 @@ def run_bench(
         -> camera -> summary over all its frames); ``methods`` (method -> camera ->
         density -> summary) and ``overall`` (method -> camera -> summary), both on the
         first renderer at the camera's profile pixel size; ``denoising`` (denoiser ->
-        mean PSNR/SSIM on those legacy frames) and ``chosen_denoiser``.
+        mean PSNR/SSIM on those legacy frames), ``chosen_denoiser`` and ``refused``
+        ("renderer method camera pixel-size" -> frames the quality gate refused; they
+        are scored as frames where nothing was found).
     """
     renderers = dict(default_renderers() if renderers is None else renderers)
     methods = [*METHODS, "auto"] if methods is None else methods
     plan = list(bench_plan(quick, images_per_cell))
     scores: dict = {}  # renderer -> method -> camera -> pixel size -> density -> scores
+    refused: dict[str, int] = {}  # "renderer method camera pixel-size" -> frames refused
     denoising: dict[str, dict[str, list[float]]] = {}
     total = len(renderers) * sum(n for *_, n in plan)
     with tqdm(
@@ -181,6 +185,10 @@ def run_bench(
                             started = process_time()
                             report = analyze(sample.image, profile, method=method)
                             cpu_seconds = process_time() - started
+                            if report.count is None:  # the quality gate refused the frame
+                                key = f"{renderer} {method} {camera} {_key(pixel_size)}"
+                                refused[key] = refused.get(key, 0) + 1
+                                report = _nothing_counted(report.seconds)
                             score = score_image(report, sample.truth, sample.labels)
                             score.cpu_seconds = cpu_seconds
                         by_name[method] = score
@@ -250,12 +258,18 @@ def run_bench(
             m: {c: summarize(_pooled(by_size[PIXEL_SIZES_UM[c][0]])) for c, by_size in bc.items()}
             for m, bc in trained_on.items()
         },
+        "refused": refused,
         "denoising": {
             name: {metric: round(float(np.mean(v)), 4) for metric, v in metrics.items()}
             for name, metrics in denoising.items()
         },
         "chosen_denoiser": DEFAULT_DENOISER,
     }
+
+
+def _nothing_counted(seconds: float) -> SimpleNamespace:
+    """A report that found nothing: how a frame the quality gate refused is scored."""
+    return SimpleNamespace(count=0, objects=[], csd_um={"d50": 0.0}, seconds=seconds)
 
 
 def _pooled(cells: dict[float, list[ImageScore]]) -> list[ImageScore]:
@@ -329,6 +343,9 @@ def format_markdown(results: dict) -> str:
                         where = [renderer, method, camera, size, density, str(summary["images"])]
                         values = [_format(summary[key] * factor) for key, _, factor in COLUMNS]
                         lines.append(_row(where + values))
+    if results.get("refused"):
+        lines += ["", "## Frames refused by the quality gate (scored as nothing found)", ""]
+        lines += [f"- {where}: {n}" for where, n in results["refused"].items()]
     lines += [
         "",
         f"## Denoising ({trained_on} legacy frames, against the noise-free frame; "
