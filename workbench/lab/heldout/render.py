@@ -16,7 +16,7 @@ import numpy as np
 
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
-from workbench.lab.heldout._canvas import paint, visible_mask
+from workbench.lab.heldout._canvas import Patch, paint, visible_mask
 from workbench.lab.heldout._crystals import crystal_patch
 from workbench.lab.heldout._imperfections import KINDS, draw_counts, scatter
 from workbench.lab.heldout._layout import (
@@ -282,7 +282,8 @@ def render_heldout(
     return HeldoutFrame(image, clean, light, labels, truth)
 
 
-def _in_frame(patch, shape: tuple[int, int]) -> np.ndarray:
+def _in_frame(patch: Patch, shape: tuple[int, int]) -> np.ndarray:
+    """Which pixels of the patch lie inside the frame."""
     h, w = patch.mask.shape
     rows = np.arange(patch.row, patch.row + h)[:, None]
     cols = np.arange(patch.col, patch.col + w)[None, :]
