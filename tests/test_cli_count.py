@@ -12,7 +12,7 @@ import pytest
 from workbench.synth import synthesize, write_sample
 
 CONTRACT_KEYS = {"image", "count", "particles", "agglomerates", "artifacts_removed", "csd_um",
-                 "method", "seconds", "uncertainty"}
+                 "method", "seconds", "uncertainty", "quality"}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,11 @@ workbench count a.png b.tif --overlay out/ --camera legacy --pixel-size-um 2.0
 
 ``--camera`` defaults to a guess per image: colour images of at least 8 megapixels
 are ``hires``, everything else ``legacy``. A file that cannot be read is reported on
-stderr (one line naming it and why) and skipped; the exit status is then 1.
+stderr (one line naming it and why) and skipped; the exit status is then 1. A frame
+the quality gate refuses (too dark or bright, clipped, noisy, washed out, out of
+focus, nothing crystal-like; :mod:`workbench.imaging.quality`) is not counted: its
+JSON object has ``"count": null`` and ``quality`` the reason, the table shows the
+reason, stderr names it, the other frames are counted, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from tqdm import tqdm
 from workbench.errors import WorkbenchError
 
 TABLE_COLUMNS = ("image", "count", "range", "particles", "agglomerates", "artifacts_removed",
-                 "d10", "d50", "d90", "method", "seconds", "check")
+                 "d10", "d50", "d90", "method", "seconds", "check", "quality")
 
 
 def _method_choices() -> list[str]:
@@ -56,7 +60,7 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
     paths = _expand(images, list_images)
     if overlay_dir is not None:
         _prepare_folder(overlay_dir)
-    failed = 0
+    failed = unfit = 0
     rows = []
     overlay_names: set[str] = set()
     progress = tqdm(paths, desc="counting", unit="image", file=sys.stderr,
@@ -65,7 +69,7 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
         try:
             image = load_image(path)
             report = analyze(image, camera or guess_camera(image), pixel_size_um, method)
-            if overlay_dir is not None:
+            if overlay_dir is not None and report.count is not None:
                 # Two inputs may share a stem (a.png, a.jpg): keep both overlays.
                 stem = path.stem if path.stem not in overlay_names else path.name
                 overlay_names.add(stem)
@@ -75,6 +79,10 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
             progress.clear()
             click.echo(f"error: {error}", err=True)
             continue
+        if report.count is None:
+            unfit += 1
+            progress.clear()
+            click.echo(f"unfit: {path}: {report.quality}; not counted", err=True)
         if as_json:
             progress.clear()
             click.echo(json.dumps(report.to_json()))
@@ -83,7 +91,7 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
     progress.close()
     if not as_json and rows:
         click.echo(_table(rows))
-    if failed:
+    if failed or unfit:
         sys.exit(1)
 
 
@@ -117,12 +125,18 @@ def _count_range(uncertainty: dict | None) -> str:
     return "" if uncertainty is None else f"{uncertainty['low']}-{uncertainty['high']}"
 
 
+def _cell(value, template: str = "{}") -> str:
+    """A table cell; ``-`` where an unfit frame has no value."""
+    return "-" if value is None else template.format(value)
+
+
 def _table(rows: list[dict]) -> str:
     cells = [
-        [str(row["image"]), str(row["count"]), _count_range(row["uncertainty"]),
-         str(row["particles"]), str(row["agglomerates"]),
-         str(row["artifacts_removed"]), *(f"{row['csd_um'][k]:.1f}" for k in ("d10", "d50", "d90")),
-         row["method"], f"{row['seconds']:.2f}", (row["uncertainty"] or {}).get("flag") or ""]
+        [str(row["image"]), _cell(row["count"]), _count_range(row["uncertainty"]),
+         _cell(row["particles"]), _cell(row["agglomerates"]), _cell(row["artifacts_removed"]),
+         *(_cell(row["csd_um"][k], "{:.1f}") for k in ("d10", "d50", "d90")),
+         row["method"], f"{row['seconds']:.2f}", (row["uncertainty"] or {}).get("flag") or "",
+         row["quality"]]
         for row in rows
     ]
     header = [c if c not in ("d10", "d50", "d90") else f"{c} µm" for c in TABLE_COLUMNS]

@@ -95,6 +95,8 @@ def _count(job: ImageJob) -> dict:
     camera = guess_camera(image) if job.camera == "auto" else job.camera
     pixel_size = manifest.parameters.get("pixel_size_um")
     report = analyze(image, camera, pixel_size, manifest.method)
+    if report.count is None:  # the quality gate refused the frame
+        raise WorkbenchError(f"{_display_name(job.upload)}: unfit, not counted: {report.quality}")
     picture = cv2.cvtColor(draw_overlay(image, report), cv2.COLOR_RGB2BGR)
     # JPEG, 4:4:4 so thin coloured outlines keep their colour: 30 ms, where PNG takes 130.
     settings = [cv2.IMWRITE_JPEG_QUALITY, 95,

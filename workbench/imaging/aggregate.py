@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,6 +55,9 @@ class CrystalAggregate:
         Primary crystals per diameter bin.
     csd_edges_um : tuple of float
         The bin edges (one more than bins); the last bin is open-ended.
+    unfit : int
+        Images the quality gate refused: not counted, in no other sum. Kept where the
+        aggregates are made; not part of :meth:`vector`, so pooled answers hold 0.
     """
 
     images: int
@@ -65,6 +68,7 @@ class CrystalAggregate:
     artifacts_removed: int
     csd_counts: tuple[int, ...]
     csd_edges_um: tuple[float, ...] = CSD_EDGES_UM
+    unfit: int = 0
 
     @classmethod
     def empty(cls, edges_um: Sequence[float] = CSD_EDGES_UM) -> CrystalAggregate:
@@ -76,7 +80,8 @@ class CrystalAggregate:
             raise ValueError("aggregates with different CSD bin edges cannot be pooled")
         sums = {name: getattr(self, name) + getattr(other, name) for name in _COUNT_FIELDS}
         csd = tuple(int(a + b) for a, b in zip(self.csd_counts, other.csd_counts, strict=True))
-        return CrystalAggregate(**sums, csd_counts=csd, csd_edges_um=self.csd_edges_um)
+        return CrystalAggregate(**sums, csd_counts=csd, csd_edges_um=self.csd_edges_um,
+                                unfit=self.unfit + other.unfit)
 
     @property
     def mean_count(self) -> float:
@@ -146,17 +151,29 @@ def primary_diameters(report: CrystalReport) -> tuple[list[float], int]:
 def aggregate_report(
     report: CrystalReport, edges_um: Sequence[float] = CSD_EDGES_UM
 ) -> CrystalAggregate:
-    """The aggregate of one counted image."""
+    """The aggregate of one counted image; an unfit one adds only to ``unfit``.
+
+    Examples
+    --------
+    >>> from workbench.imaging.pipeline import CrystalReport
+    >>> from workbench.imaging.quality import QualityVerdict
+    >>> unfit = CrystalReport.unfit(None, "classical", QualityVerdict(False, "too dark"), 0.0)
+    >>> aggregate = aggregate_report(unfit)
+    >>> aggregate.images, aggregate.crystals, aggregate.unfit
+    (0, 0, 1)
+    """
+    if report.count is None:
+        return replace(CrystalAggregate.empty(edges_um), unfit=1)
     diameters, grouped = primary_diameters(report)
     clipped = np.clip(diameters, edges_um[0], np.nextafter(edges_um[-1], -np.inf))
     histogram, _ = np.histogram(clipped, bins=np.asarray(edges_um))
     return CrystalAggregate(
         images=1,
-        crystals=int(report.count or 0),
+        crystals=int(report.count),
         agglomerated=grouped,
-        particles=int(report.particles or 0),
-        agglomerates=int(report.agglomerates or 0),
-        artifacts_removed=int(report.artifacts_removed or 0),
+        particles=int(report.particles),
+        agglomerates=int(report.agglomerates),
+        artifacts_removed=int(report.artifacts_removed),
         csd_counts=tuple(int(n) for n in histogram),
         csd_edges_um=tuple(edges_um),
     )

@@ -452,7 +452,10 @@ def to_gray_float(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind in "ui":
         scaled = array.astype(np.float32) / np.float32(np.iinfo(array.dtype).max)
     elif array.dtype.kind == "f":
-        scaled = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+        # In place on one copy: np.nan_to_num takes a second on a 12 MP frame.
+        scaled = array.astype(np.float32)
+        np.copyto(scaled, np.float32(0.0), where=np.isnan(scaled))
+        np.clip(scaled, 0.0, 1.0, out=scaled)
     else:
         raise WorkbenchError(f"image data of type {array.dtype} is not supported")
     if scaled.ndim == 3:

@@ -14,11 +14,11 @@ Examples
 >>> import numpy as np
 >>> from workbench.imaging.pipeline import analyze
 >>> report = analyze(np.full((256, 256), 0.6, np.float32), camera="legacy")
->>> report.count, report.method
-(0, 'classical')
+>>> report.count, report.method, report.quality
+(None, 'classical', 'no contrast (strongest detail 0.000 of the level, need 0.09)')
 >>> sorted(report.to_json())  # doctest: +NORMALIZE_WHITESPACE
 ['agglomerates', 'artifacts_removed', 'count', 'csd_um', 'image', 'method', 'particles',
- 'seconds', 'uncertainty']
+ 'quality', 'seconds', 'uncertainty']
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from workbench.imaging.measure import (
     equivalent_diameter_um,
     primary_diameters_um,
 )
+from workbench.imaging.quality import QualityVerdict, assess_quality
 from workbench.imaging.uncertainty import METHODS_DISAGREE, CountUncertainty, count_uncertainty
 
 # method name -> "module:function" taking (gray float32 image, CameraProfile) -> Detections
@@ -65,16 +66,17 @@ class CrystalReport:
     ----------
     image : str or None
         File name, when the image came from a file.
-    count : int
-        Primary crystals (each crystal of an agglomerate counts once).
-    particles : int
+    count : int or None
+        Primary crystals (each crystal of an agglomerate counts once); None, like the
+        other counts and the CSD, when the frame was unfit to count (see `quality`).
+    particles : int or None
         Single crystals plus agglomerates (an agglomerate counts once).
-    agglomerates : int
+    agglomerates : int or None
         Particles estimated to hold more than one crystal.
-    artifacts_removed : int
+    artifacts_removed : int or None
         Imperfections (bubbles, debris, fibres, scratches, dust) removed before counting.
     csd_um : dict
-        ``d10``, ``d50``, ``d90`` of primary crystal diameters in µm.
+        ``d10``, ``d50``, ``d90`` of primary crystal diameters in µm (None when unfit).
     method : str
         Method that counted (``classical``, ``model``, a baseline).
     seconds : float
@@ -92,14 +94,18 @@ class CrystalReport:
     uncertainty : CountUncertainty, optional
         Interval on the count and why to check the frame by eye
         (:mod:`workbench.imaging.uncertainty`).
+    quality : str
+        ``"ok"``, or why the frame was not counted (:mod:`workbench.imaging.quality`).
+    verdict : QualityVerdict, optional
+        The quality gate's measurements.
     """
 
     image: str | None
-    count: int
-    particles: int
-    agglomerates: int
-    artifacts_removed: int
-    csd_um: dict[str, float]
+    count: int | None
+    particles: int | None
+    agglomerates: int | None
+    artifacts_removed: int | None
+    csd_um: dict[str, float | None]
     method: str
     seconds: float
     agglomeration_pct: float = 0.0
@@ -107,6 +113,25 @@ class CrystalReport:
     objects: list[dict] = field(default_factory=list, repr=False)
     detections: Detections | None = field(default=None, repr=False)
     uncertainty: CountUncertainty | None = None
+    quality: str = "ok"
+    verdict: QualityVerdict | None = field(default=None, repr=False)
+
+    @classmethod
+    def unfit(
+        cls, image: str | None, method: str, verdict: QualityVerdict, seconds: float
+    ) -> CrystalReport:
+        """The report of a frame the quality gate refused: no counts, the reason.
+
+        Examples
+        --------
+        >>> from workbench.imaging.quality import QualityVerdict
+        >>> r = CrystalReport.unfit("a.png", "classical", QualityVerdict(False, "too dark"), 0.05)
+        >>> r.to_json()["count"], r.to_json()["quality"]
+        (None, 'too dark')
+        """
+        no_csd = {key: None for key in ("d10", "d50", "d90")}
+        return cls(image, None, None, None, None, no_csd, method, seconds,
+                   quality=verdict.reason, verdict=verdict)
 
     def to_json(self) -> dict:
         """The contract dict printed by ``workbench count --json``.
@@ -120,15 +145,23 @@ class CrystalReport:
         """
         return {
             "image": self.image,
-            "count": int(self.count),
-            "particles": int(self.particles),
-            "agglomerates": int(self.agglomerates),
-            "artifacts_removed": int(self.artifacts_removed),
-            "csd_um": {key: float(self.csd_um[key]) for key in ("d10", "d50", "d90")},
+            "count": _whole(self.count),
+            "particles": _whole(self.particles),
+            "agglomerates": _whole(self.agglomerates),
+            "artifacts_removed": _whole(self.artifacts_removed),
+            "csd_um": {
+                key: None if self.csd_um[key] is None else float(self.csd_um[key])
+                for key in ("d10", "d50", "d90")
+            },
             "method": self.method,
             "seconds": round(float(self.seconds), 3),
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_json(),
+            "quality": self.quality,
         }
+
+
+def _whole(value: int | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def analyze(
@@ -159,12 +192,15 @@ def analyze(
     Returns
     -------
     CrystalReport
+        Counted only when :func:`~workbench.imaging.quality.assess_quality` finds the
+        frame fit; otherwise its counts are None and ``quality`` says why.
 
     Examples
     --------
     >>> import numpy as np
-    >>> analyze(np.zeros((128, 128), np.uint8), method="otsu").particles
-    0
+    >>> report = analyze(np.zeros((128, 128), np.uint8), method="otsu")
+    >>> report.count, report.quality
+    (None, 'too dark (median level 0.00, need at least 0.1)')
     """
     started = perf_counter()
     name = image.name if isinstance(image, LoadedImage) else None
@@ -174,6 +210,9 @@ def analyze(
     else:
         profile = get_camera(camera, pixel_size_um)
     method_name = resolve_method(method, profile)
+    verdict = assess_quality(gray, profile)
+    if not verdict.ok:
+        return CrystalReport.unfit(name, method_name, verdict, perf_counter() - started)
     detections = method_function(method_name)(gray, profile)
     other_counts = {}
     if method == "auto" and method_name != AUTO_FALLBACK:

@@ -62,11 +62,14 @@ CLIP_MARGIN = 0.5 / 255
 # sigma 0.1 at mid-gray 0.2.
 MAX_RELATIVE_NOISE = 0.05
 # Contrast: the strongest crystal-scale detail (99.9th percentile of |detail|, see
-# below) over the median level. Synthetic frames measure 0.164-0.47 (the sparsest ones
-# lowest). With contrast reduced to a quarter (0.107, 0.122) the counts drop by 25 %;
-# to 0.35 (0.150, 0.171) by 8-13 %, which overlaps sparse synthetic frames, so the
-# limit refuses only what is clearly washed out. A blank slide measures 0.01-0.03.
-MIN_CONTRAST = 0.13
+# below) over the median level. Synthetic frames of both renderers measure 0.11-0.69;
+# the lowest are the sparsest (a 3 MP hires crop holding six faint crystals), since a
+# frame's strongest detail is that of its few crystals. With contrast reduced to 0.15
+# of the original (0.064, 0.073) the counts drop by 31-59 %; to 0.2 (about 0.09) by
+# 31-41 %; to 0.25 (0.108, 0.122) by 25 %; to 0.35 (0.150, 0.171) by 8-13 %. Sparse
+# fit frames and washed-out ones overlap from 0.11 up, so the limit refuses only
+# what is clearly washed out; a blank slide measures 0.01-0.03.
+MIN_CONTRAST = 0.09
 # Focus: how much the strongest edges weaken when smoothed from 2 to 6 µm (99.9th
 # percentile of the gradient, fine over coarse). Synthetic frames measure 1.83-4.3;
 # blurred by 3 µm (sigma) 1.57-1.82, counts within 6 %; by 4 µm, 1.41-1.69, within

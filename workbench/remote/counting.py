@@ -26,7 +26,8 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
     Runs :func:`workbench.imaging.pipeline.analyze` on each image with the batch's
     camera profile and pixel size. The crystal size distribution pools the primary
     crystals of all images (an agglomerate of ``k`` crystals of equivalent diameter
-    ``d`` counts as ``k`` crystals of ``d / sqrt(k)``).
+    ``d`` counts as ``k`` crystals of ``d / sqrt(k)``). Images the quality gate refuses
+    (:mod:`workbench.imaging.quality`) are not counted; ``unfit`` says how many.
 
     Parameters
     ----------
@@ -38,10 +39,11 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
     Returns
     -------
     dict
-        ``images``, ``mean_count``, ``total_count``, ``agglomeration_pct`` (primary
-        crystals inside agglomerates, % of all), ``d10_um``, ``d50_um``, ``d90_um``
-        ``csd_counts`` (primary crystals per 10 µm bin from 0 to 200 µm, the last
-        bin open-ended) and ``seconds`` (time spent counting, on the factory's machine).
+        ``images`` (counted), ``unfit`` (refused by the quality gate), ``mean_count``,
+        ``total_count``, ``agglomeration_pct`` (primary crystals inside agglomerates, %
+        of all), ``d10_um``, ``d50_um``, ``d90_um``, ``csd_counts`` (primary crystals
+        per 10 µm bin from 0 to 200 µm, the last bin open-ended) and ``seconds`` (time
+        spent counting, on the factory's machine).
 
     Examples
     --------
@@ -65,10 +67,11 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
     reported, last_report = 0, started
     for done, frame in enumerate(frames, start=1):
         report = analyze(frame, camera=images["camera"], pixel_size_um=images["pixel_size_um"])
-        counts.append(report.count)
-        diameters, in_agglomerates = primary_diameters(report)
-        primary += diameters
-        grouped += in_agglomerates
+        if report.count is not None:
+            counts.append(report.count)
+            diameters, in_agglomerates = primary_diameters(report)
+            primary += diameters
+            grouped += in_agglomerates
         # Each progress report is a database write on the datasite: at most one a second.
         if datasite is not None and (time.perf_counter() - last_report >= 1 or done == len(frames)):
             datasite.increment_progress(done - reported)
@@ -78,7 +81,8 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
     edges = np.asarray(CSD_EDGES_UM)
     histogram, _ = np.histogram(np.clip(primary, 0, edges[-1] - 0.1), bins=edges)
     return {
-        "images": len(frames),
+        "images": len(counts),
+        "unfit": len(frames) - len(counts),
         "mean_count": round(float(np.mean(counts)), 2) if counts else 0.0,
         "total_count": total,
         "agglomeration_pct": round(100.0 * grouped / total, 2) if total else 0.0,
@@ -119,22 +123,19 @@ def crystal_rows(images: dict, datasite: Any = None) -> dict:
     image: images (1), primary crystals, crystals in agglomerates, particles,
     agglomerates, imperfections removed, and the 10 µm crystal size histogram. The rows
     stay at the factory: its datasite sums (and clamps, noises, masks) them and
-    releases only the pooled share.
+    releases only the pooled share. An image the quality gate refuses has no row.
 
     Examples
     --------
     >>> from workbench.remote.upload import image_batch
     >>> import numpy as np
     >>> rows = crystal_rows(image_batch([np.full((64, 64), 9, np.uint8)], ["a"], "legacy", 2.0))
-    >>> len(rows["rows"]), rows["rows"][0][:2]
-    (1, [1.0, 0.0])
+    >>> rows["rows"]  # a dark blank frame: unfit, no row
+    []
     """
     from workbench.imaging.aggregate import aggregate_report
     from workbench.imaging.pipeline import analyze
 
-    return {
-        "rows": [
-            aggregate_report(analyze(frame, images["camera"], images["pixel_size_um"])).vector()
-            for frame in images["images"]
-        ]
-    }
+    camera, pixel_size_um = images["camera"], images["pixel_size_um"]
+    reports = [analyze(frame, camera, pixel_size_um) for frame in images["images"]]
+    return {"rows": [aggregate_report(r).vector() for r in reports if r.count is not None]}

@@ -14,8 +14,8 @@ Examples
 >>> batch = {"images": [np.full((128, 128), 150, np.uint8)], "files": ["B-7_000.png"],
 ...          "camera": "legacy", "pixel_size_um": 2.0}
 >>> summary = qc_summary(batch, batch="B-7", csd_bins=4)
->>> summary["images"], summary["total_count"], len(summary["csd_counts"])
-(1, 0, 4)
+>>> summary["images"], summary["unfit"], len(summary["csd_counts"])  # a blank frame is unfit
+(0, 1, 4)
 >>> qc_summary(batch, batch="B-8")["images"]
 0
 """
@@ -74,7 +74,8 @@ def qc_summary(
     Returns
     -------
     dict
-        ``images``, ``total_count``, ``mean_count``, ``std_count``, ``min_count``,
+        ``images`` (counted), ``unfit`` (refused by the quality gate, not counted),
+        ``total_count``, ``mean_count``, ``std_count``, ``min_count``,
         ``max_count``, ``particles``, ``agglomerates``, ``agglomeration_pct``,
         ``artifacts_removed``, ``d10_um``, ``d50_um``, ``d90_um``, ``csd_counts``,
         ``csd_edges_um`` and ``method`` (the method that counted).
@@ -91,20 +92,22 @@ def qc_summary(
     for frame in chosen:
         report = analyze(frame, images["camera"], images["pixel_size_um"], method)
         used = report.method
-        counts.append(report.count)
-        particles += report.particles
-        agglomerates += report.agglomerates
-        artifacts += report.artifacts_removed
-        diameters, in_agglomerates = primary_diameters(report)
-        primary += diameters
-        grouped += in_agglomerates
+        if report.count is not None:  # None: the quality gate refused the frame
+            counts.append(report.count)
+            particles += report.particles
+            agglomerates += report.agglomerates
+            artifacts += report.artifacts_removed
+            diameters, in_agglomerates = primary_diameters(report)
+            primary += diameters
+            grouped += in_agglomerates
         if datasite is not None:
             datasite.increment_progress()
     histogram, edges = csd_histogram(np.asarray(primary), bins=int(csd_bins))
     total = int(sum(counts))
     percentiles = csd_percentiles(np.asarray(primary))
     return {
-        "images": len(chosen),
+        "images": len(counts),
+        "unfit": len(chosen) - len(counts),
         "total_count": total,
         "mean_count": round(float(np.mean(counts)), 2) if counts else 0.0,
         "std_count": round(float(np.std(counts)), 2) if counts else 0.0,
@@ -125,6 +128,7 @@ def qc_summary(
 
 QC_TABLE_ROWS = (
     ("images", "images analysed", ""),
+    ("unfit", "images unfit to count (quality gate), left out", ""),
     ("total_count", "crystals counted", ""),
     ("mean_count", "crystals per image, mean", ""),
     ("std_count", "crystals per image, std", ""),
