@@ -41,7 +41,7 @@ from workbench.imaging.io import MAX_IMAGE_PIXELS
 # where the classical counter's count moved by more than about 5 %.
 #
 # Exposure: median gray level (1 = full scale). Brightfield frames are a bright
-# background with darker crystals; synthetic ones sit at 0.51-0.92. Darkened to 0.11-0.13
+# background with darker crystals; synthetic ones (both renderers) sit at 0.46-0.92. Darkened to 0.11-0.13
 # (8-bit) both frames still count exactly; at 0.08 the rims are 3-5 levels deep and the
 # counts go to 1.5 and 2.4 times the truth. A black frame has 0.
 MIN_LEVEL = 0.10
@@ -71,7 +71,7 @@ MAX_RELATIVE_NOISE = 0.05
 # what is clearly washed out; a blank slide measures 0.01-0.03.
 MIN_CONTRAST = 0.09
 # Focus: how much the strongest edges weaken when smoothed from 2 to 6 µm (99.9th
-# percentile of the gradient, fine over coarse). Synthetic frames measure 1.83-4.3;
+# percentile of the gradient, fine over coarse). Synthetic frames measure 1.8-5.6;
 # blurred by 3 µm (sigma) 1.57-1.82, counts within 6 %; by 4 µm, 1.41-1.69, within
 # 2-8 %; by 6 µm, 1.26-1.47, 10-15 % lost; by 8 µm, 1.19-1.35, 19-22 % lost.
 MIN_SHARPNESS = 1.6
