@@ -42,8 +42,8 @@ from workbench.imaging.io import MAX_IMAGE_PIXELS
 #
 # Exposure: median gray level (1 = full scale). Brightfield frames are a bright
 # background with darker crystals; synthetic ones (both renderers) sit at 0.46-0.92.
-# Darkened to 0.11-0.13 (8-bit) both frames still count exactly; at 0.08 the rims are
-# 3-5 levels deep and the counts go to 1.5 and 2.4 times the truth. A black frame has 0.
+# Darkened to 0.11-0.13 (8-bit) both frames still count exactly; at 0.08 faint rims
+# are a few levels deep and the counts go to 1.5 and 2.4 times the truth. Black is 0.
 MIN_LEVEL = 0.10
 # Synthetic maximum 0.92; brightened to 0.965 a frame counts exactly; at 1.0 (half the
 # frame or more clipped) the counts drop by 4 and 12 %: crystals brighter than the
