@@ -104,6 +104,7 @@ def _saturated(gray):  # glare: 40 % of the frame white
         ("blank", lambda gray: np.full_like(gray, 0.6), "no contrast"),
         ("washed out", lambda gray: (gray - gray.mean()) * 0.15 + gray.mean(), "no contrast"),
         ("defocused", lambda gray: cv2.GaussianBlur(gray, (0, 0), 4.0), "out of focus"),
+        ("a crop", lambda gray: gray[:40, :900], "too small (900 x 40 pixels"),
     ],
 )
 def test_unfit_frames_get_a_reason_and_are_not_counted(

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from workbench.camera import CameraProfile, get_camera
-from workbench.imaging.io import MAX_IMAGE_PIXELS
+from workbench.imaging.io import MAX_IMAGE_PIXELS, MIN_SIDE_PX
 
 # Each limit below sits between the worst synthetic frame (80 frames of ``workbench
 # synth``: legacy and hires, default and wide domain, 5-60 crystals per mm², raw and
@@ -159,6 +159,9 @@ def assess_quality(gray: np.ndarray, camera: str | CameraProfile) -> QualityVerd
             f"too large ({cols} x {rows} pixels; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels)"
         )
         return QualityVerdict(False, reason, seconds=perf_counter() - started)
+    if min(rows, cols) < MIN_SIDE_PX:
+        reason = f"too small ({cols} x {rows} pixels; need at least {MIN_SIDE_PX} on each side)"
+        return QualityVerdict(False, reason, seconds=perf_counter() - started)
     work, work_pixel_um = _working_image(gray, profile.pixel_size_um)
     level, clipped_share = _level_and_clipping(gray)
     safe_level = max(level, CLIP_MARGIN)
@@ -216,7 +219,8 @@ def _working_image(gray: np.ndarray, pixel_size_um: float) -> tuple[np.ndarray, 
     exact 2 µm): the gate's measures need the scale of a rim, not the counter's exact one.
     Returns the image and its pixel size in µm.
     """
-    factor = max(1, int(WORKING_PIXEL_UM / pixel_size_um))
+    # At least 16 working pixels a side, however fine the pixels.
+    factor = max(1, min(int(WORKING_PIXEL_UM / pixel_size_um), min(gray.shape[:2]) // 16))
     if factor == 1:
         return gray, pixel_size_um
     rows, cols = (gray.shape[0] // factor) * factor, (gray.shape[1] // factor) * factor
