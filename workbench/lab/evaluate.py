@@ -170,7 +170,8 @@ def score_image(report, truth: dict, labels: np.ndarray | None = None) -> ImageS
     )
 
     true_count = int(truth["count"])
-    predicted_count = int(report.count)
+    # A frame the quality gate refused counts nothing: refusing a good frame is a miss.
+    predicted_count = 0 if report.count is None else int(report.count)
     return ImageScore(
         true_count=true_count,
         predicted_count=predicted_count,
