@@ -116,6 +116,12 @@ class QualityVerdict:
         Share of the frame with detail well above noise.
     seconds : float
         Time the assessment took.
+
+    Examples
+    --------
+    >>> verdict = QualityVerdict(False, "too dark (median level 0.02, need at least 0.1)", 0.02)
+    >>> verdict.ok, verdict.level
+    (False, 0.02)
     """
 
     ok: bool
