@@ -129,9 +129,9 @@ def test_declared_size_over_the_limit_is_unfit_without_measuring():
 
 def test_pure_noise_is_refused_fast_on_a_12_megapixel_frame():
     noise = np.random.default_rng(RNG_SEED).random((3000, 4000), np.float32)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the cores are shared while tests run
     report = analyze(noise, "hires")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert report.count is None and report.quality.startswith("too noisy")
 
 
