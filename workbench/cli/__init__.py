@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Publish counting tools to factories; review and adopt them for the floor.",
     ),
     "train": ("workbench.cli.train:train", "Train the learned crystal counter on synthetic data."),
+    "finetune": (
+        "workbench.cli.finetune:finetune",
+        "Fine-tune the learned counter on frames labelled at the factory.",
+    ),
 }
 
 

@@ -43,13 +43,16 @@ def _method_choices() -> list[str]:
 @click.option("--pixel-size-um", type=float, default=None,
               help="Pixel size in µm, overriding the camera profile's.")
 @click.option("--method", default="auto", show_default=True,
-              help="auto (classical on legacy, the learned model on hires once present), "
-                   "classical, or a baseline (otsu, blob_log).")
+              help="auto (classical on legacy; on hires the learned model, checked against "
+                   "the classical method), classical, model, or a baseline (otsu, blob_log).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Weights for the learned model (e.g. from workbench finetune); "
+                   "default: the shipped ones.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per image (the documented contract).")
 @click.option("--overlay", "overlay_dir", type=click.Path(path_type=Path), default=None,
               help="Write <stem>.overlay.png per image into this folder.")
-def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
+def count(images, camera, pixel_size_um, method, weights, as_json, overlay_dir) -> None:
     """Count crystals, agglomerates and removed imperfections on IMAGE files or folders."""
     from workbench.imaging.io import list_images, load_image
     from workbench.imaging.pipeline import analyze, guess_camera
@@ -68,7 +71,7 @@ def count(images, camera, pixel_size_um, method, as_json, overlay_dir) -> None:
     for path in progress:
         try:
             image = load_image(path)
-            report = analyze(image, camera or guess_camera(image), pixel_size_um, method)
+            report = analyze(image, camera or guess_camera(image), pixel_size_um, method, weights)
             if overlay_dir is not None and report.count is not None:
                 # Two inputs may share a stem (a.png, a.jpg): keep both overlays.
                 stem = path.stem if path.stem not in overlay_names else path.name

@@ -298,8 +298,10 @@ def detect_with_counter(
     return detections_from_maps(predict_maps(counter, gray, camera.pixel_size_um))
 
 
-def detect_with_model(gray: np.ndarray, camera: CameraProfile) -> Detections:
-    """Find crystals, agglomerates and imperfections in one image with the shipped model.
+def detect_with_model(
+    gray: np.ndarray, camera: CameraProfile, weights: str | Path | None = None
+) -> Detections:
+    """Find crystals, agglomerates and imperfections in one image with the learned model.
 
     This is the ``model`` method of :func:`workbench.imaging.pipeline.analyze`.
 
@@ -309,6 +311,9 @@ def detect_with_model(gray: np.ndarray, camera: CameraProfile) -> Detections:
         Gray image, float in [0, 1].
     camera : CameraProfile
         Gives the pixel size.
+    weights : str or Path, optional
+        Weights file (e.g. fine-tuned at a factory by ``workbench finetune``); the
+        shipped weights by default. Loaded once per process and file.
 
     Examples
     --------
@@ -318,13 +323,14 @@ def detect_with_model(gray: np.ndarray, camera: CameraProfile) -> Detections:
     >>> int(found.members.sum())
     0
     """
-    return detect_with_counter(_shipped_counter(), gray, camera)
+    counter = _cached_counter(None if weights is None else str(weights))
+    return detect_with_counter(counter, gray, camera)
 
 
-@lru_cache(maxsize=1)
-def _shipped_counter() -> CrystalCounter:
-    # Loaded once per process: the pipeline calls this for every image.
-    return load_counter()
+@lru_cache(maxsize=4)
+def _cached_counter(weights: str | None) -> CrystalCounter:
+    # Loaded once per process and file: the pipeline calls this for every image.
+    return load_counter(weights)
 
 
 def _forward(counter: CrystalCounter, window: np.ndarray) -> np.ndarray:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from time import perf_counter
 
 import numpy as np
@@ -169,6 +171,7 @@ def analyze(
     camera: str | CameraProfile = "legacy",
     pixel_size_um: float | None = None,
     method: str = "auto",
+    weights: str | Path | None = None,
 ) -> CrystalReport:
     """Count crystals, agglomerates and removed imperfections; measure the CSD.
 
@@ -188,6 +191,9 @@ def analyze(
         frames; on hires frames it runs the learned model and the classical method and
         keeps the model's count unless the two disagree (the report's uncertainty then
         says so, and the classical count is kept).
+    weights : str or Path, optional
+        Weights for the learned model wherever it runs (e.g. fine-tuned at the
+        factory by ``workbench finetune``); the shipped weights by default.
 
     Returns
     -------
@@ -213,7 +219,10 @@ def analyze(
     verdict = assess_quality(gray, profile)
     if not verdict.ok:
         return CrystalReport.unfit(name, method_name, verdict, perf_counter() - started)
-    detections = method_function(method_name)(gray, profile)
+    detect = method_function(method_name)
+    if method_name == "model" and weights is not None:
+        detect = partial(detect, weights=weights)
+    detections = detect(gray, profile)
     other_counts = {}
     if method == "auto" and method_name != AUTO_FALLBACK:
         fallback = method_function(AUTO_FALLBACK)(gray, profile)

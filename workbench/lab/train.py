@@ -222,6 +222,7 @@ def train(
     out: str | Path,
     resume: str | Path | None = None,
     progress: bool = True,
+    tiles: list[Tile] | None = None,
 ) -> TrainResult:
     """Train (or continue training) the counter; write checkpoints, weights and a log.
 
@@ -237,6 +238,10 @@ def train(
         tile pool); ``config.steps`` is the new total.
     progress : bool
         Show a tqdm bar on stderr.
+    tiles : list of Tile, optional
+        A fixed pool instead of synthetic tiles (fine-tuning on labelled frames, see
+        :mod:`workbench.lab.finetune`): used as given and never refreshed; such a run
+        cannot be resumed.
 
     Returns
     -------
@@ -263,7 +268,9 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         run = _Progress(state["step"], state["pool_seeds"], state["next_seed"])
     seed_base = np.random.SeedSequence(config.seed)
-    pool = [
+    if tiles is not None and resume is not None:
+        raise WorkbenchError("a run on a fixed set of tiles cannot be resumed; start it again")
+    pool = tiles if tiles is not None else [
         make_tile(_tile_seed(seed_base, s), config.tile, config.domain)
         for s in tqdm(run.pool_seeds, desc="tiles", disable=not progress, leave=False)
     ]
@@ -287,7 +294,7 @@ def train(
         bar.update(1)
         bar.set_postfix(heat=f"{loss_heat.item():.4f}", cls=f"{loss_class.item():.3f}")
         record = {"step": step, "loss_heat": loss_heat.item(), "loss_class": loss_class.item()}
-        if step % config.refresh_every == 0 and step < config.steps:
+        if tiles is None and step % config.refresh_every == 0 and step < config.steps:
             _refresh_pool(pool, run, rng, seed_base, config)
         done = step == config.steps
         if done or step % config.validation_every == 0:
