@@ -9,6 +9,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from workbench.imaging.pipeline import analyze
->>> analyze(np.full((128, 128), 0.7, np.float32)).to_json()["count"]
-0
+>>> report = analyze(np.full((128, 128), 0.7, np.float32), camera="legacy")
+>>> report.method, "count" in report.to_json()
+('classical', True)
 """
