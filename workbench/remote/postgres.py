@@ -4,7 +4,8 @@ A factory that outgrows SQLite points ``db_url`` at PostgreSQL. In production th
 is the factory's own PostgreSQL service; for the demo and the tests
 :func:`start_postgres` runs one from the PostgreSQL binaries the ``pgserver`` wheel
 ships, in a folder of its own (never inside a factory's state folder: as root the
-server runs as the system user ``pgserver``, which must be able to reach its folder).
+server runs as the system user ``pgserver``, which must be able to enter every parent
+of its folder).
 
 The server listens on loopback TCP only (syft 0.9.5 connects by host and port) and
 asks every TCP connection for the password of its ``postgres`` account, generated on
@@ -32,6 +33,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +177,14 @@ def _pg_ctl(data: Path, args: list[str]) -> None:
 
     owner = data.stat().st_uid
     user = None if owner == os.geteuid() else owner  # as root: the server's own user
+    if user is not None:
+        closed = [parent for parent in data.parents if not parent.stat().st_mode & stat.S_IXOTH]
+        if closed:
+            raise WorkbenchError(
+                f"PostgreSQL in {data} runs as its own system user, which cannot enter "
+                f"{closed[0]} (mode {stat.S_IMODE(closed[0].stat().st_mode):04o}): keep the "
+                "PostgreSQL folder where every parent folder may be entered (o+x)"
+            )
     pgserver.pg_ctl(args, pgdata=data, user=user, timeout=60)
 
 
