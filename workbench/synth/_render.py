@@ -43,6 +43,7 @@ class CrystalLook:
     band_width: float
     facets: tuple[tuple[float, float, float, float], ...]  # segments x0, y0, x1, y1
     facet_depth: float
+    inclusions: tuple[tuple[float, float, float], ...]  # dark specks inside: x, y, radius
     blur_sigma: float  # 0 for a crystal in focus
     contrast: float
 
@@ -78,7 +79,9 @@ def draw_look(
             facets.append((*vertices[i], *end))
     # The other side of focus swaps the rim: a bright line with a dark halo beside it.
     polarity = -0.5 if domain.bright_rim > 0 and rng.random() < domain.bright_rim else 1.0
+    inclusions = _inclusions(rng, vertices, domain.inclusions)
     return CrystalLook(
+        inclusions=inclusions,
         interior=-magnitude if rng.random() < 0.65 else magnitude,
         tilt=tuple(rng.uniform(-0.03, 0.03, 2)),
         rim_depth=polarity * rng.uniform(*domain.rim_depth),
@@ -87,13 +90,28 @@ def draw_look(
         halo_gain=np.copysign(rng.uniform(0.06, 0.18), polarity),
         halo_offset=side * (2.2 * np.hypot(rim_sigma, 0.3) + 0.5 * px),
         halo_sigma=halo_sigma,
-        band_depth=rng.uniform(0.0, 0.12),
-        band_width=rng.uniform(0.05, 0.15) * np.sqrt(polygon_area(vertices) / np.pi),
+        band_depth=rng.uniform(*domain.band_depth),
+        band_width=rng.uniform(*domain.band_width) * np.sqrt(polygon_area(vertices) / np.pi),
         facets=tuple(facets),
         facet_depth=rng.uniform(0.03, 0.10),
         blur_sigma=0.0 if in_focus else rng.uniform(1.0, 3.0) * px,
         contrast=1.0 if in_focus else rng.uniform(0.75, 0.95),
     )
+
+
+def _inclusions(
+    rng: np.random.Generator, vertices: np.ndarray, chance: float
+) -> tuple[tuple[float, float, float], ...]:
+    """1-4 small dark specks inside a crystal, with `chance` (none, and no draw, at 0)."""
+    if chance <= 0 or rng.random() >= chance:
+        return ()
+    centre = polygon_centroid(vertices)
+    radius = np.sqrt(polygon_area(vertices) / np.pi)
+    specks = []
+    for _ in range(int(rng.integers(1, 5))):
+        x, y = centre + rng.uniform(-0.5, 0.5, 2) * radius
+        specks.append((float(x), float(y), float(rng.uniform(0.04, 0.12) * radius)))
+    return tuple(specks)
 
 
 def line_profile(distance: np.ndarray, sigma: float) -> np.ndarray:
@@ -141,6 +159,9 @@ def crystal_patch(vertices: np.ndarray, look: CrystalLook) -> Patch:
     start = abs(look.halo_offset) + 2 * look.halo_sigma
     band = np.exp(np.minimum(distance + start, 0.0) / look.band_width)
     log_t += cover * np.log1p(-look.band_depth * band)
+    for x, y, r in look.inclusions:  # trapped mother liquor or air: small dark discs
+        disc = np.clip(r + 0.5 - np.hypot(xs[None, :] - x, ys[:, None] - y), 0.0, 1.0)
+        log_t += cover * np.log1p(-0.6 * disc)
     for segment in look.facets:
         line = line_profile(segment_distance(xs, ys, segment), 0.8 * look.rim_sigma)
         log_t += cover * np.log1p(-look.facet_depth * line)

@@ -50,6 +50,13 @@ class Domain:
         Darkness of the rim.
     bright_rim : float
         Chance that a crystal shows a bright rim and dark halo (the other focus side).
+    band_depth : (float, float)
+        Darkness of the band inside a crystal's edges (a thick crystal bends light
+        out of the objective there; thick seed crystals look dark-walled).
+    band_width : (float, float)
+        Width of that band, as a share of the crystal's radius.
+    inclusions : float
+        Chance that a crystal holds 1-4 small dark specks (trapped liquor or air).
     out_of_focus : float
         Share of crystals out of the focal plane.
     defocus_um : (float, float)
@@ -82,6 +89,9 @@ class Domain:
     rim_sigma_px: tuple[float, float] = (0.7, 1.3)
     rim_depth: tuple[float, float] = (0.35, 0.65)
     bright_rim: float = 0.0
+    band_depth: tuple[float, float] = (0.0, 0.12)
+    band_width: tuple[float, float] = (0.05, 0.15)
+    inclusions: float = 0.0
     out_of_focus: float = 0.10
     defocus_um: tuple[float, float] = (0.0, 0.0)
     light_level: tuple[float, float] = (0.75, 0.85)
@@ -120,6 +130,9 @@ WIDE = Domain(
     rim_sigma_px=(0.5, 2.2),
     rim_depth=(0.2, 0.8),
     bright_rim=0.25,
+    band_depth=(0.0, 0.75),
+    band_width=(0.05, 0.45),
+    inclusions=0.3,
     out_of_focus=0.2,
     defocus_um=(0.0, 1.5),
     light_level=(0.45, 0.92),
