@@ -7,9 +7,20 @@ import json
 import click
 
 
-@click.command(help="Measure datasite launch, upload per 100 MB and remote-run overhead.")
+@click.command(
+    help="Measure datasite launch, upload MB/s, remote-run overhead and a load test "
+    "(10 researchers x 3 requests); prints the machine's load average too."
+)
 @click.option("--images", "n_images", default=20, show_default=True, help="Legacy images.")
-@click.option("--upload-mb", default=100.0, show_default=True, help="MB to upload.")
+@click.option("--upload-mb", default=100.0, show_default=True, help="MB of 12 MP frames to upload.")
+@click.option(
+    "--large-images",
+    default=0,
+    show_default=True,
+    help="Also measure the overhead at this many images (200 for the issue's target; "
+    "several minutes).",
+)
+@click.option("--no-load-test", is_flag=True, help="Skip the load test.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option(
     "--pooled",
@@ -17,7 +28,14 @@ import click
     help="Instead: what a pooled request (secure, secure + DP) costs over the plain one "
     "on three factories.",
 )
-def bench_remote(n_images: int, upload_mb: float, as_json: bool, pooled: bool) -> None:
+def bench_remote(
+    n_images: int,
+    upload_mb: float,
+    large_images: int,
+    no_load_test: bool,
+    as_json: bool,
+    pooled: bool,
+) -> None:
     from workbench.remote._syft_calls import quiet
     from workbench.remote.bench import bench_pooled
     from workbench.remote.bench import bench_remote as measure
@@ -26,7 +44,12 @@ def bench_remote(n_images: int, upload_mb: float, as_json: bool, pooled: bool) -
         if pooled:
             numbers = bench_pooled(n_images=n_images)
         else:
-            numbers = measure(n_images=n_images, upload_mb=upload_mb)
+            numbers = measure(
+                n_images=n_images,
+                upload_mb=upload_mb,
+                large_images=large_images,
+                load_test=not no_load_test,
+            )
     if as_json:
         click.echo(json.dumps(numbers))
         return

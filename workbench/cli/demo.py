@@ -21,7 +21,11 @@ MIN_IMAGES = 3  # the shipped factories' min_images rule
 @click.option("--state", "state", default="out/demo", show_default=True,
               help="Folder for the demo factories' state (replaced on each run).")  # fmt: skip
 @click.option("--no-floor", is_flag=True, help="Do not start the floor page at the end.")
-def demo(as_json: bool, legacy_images: int, hires_images: int, state: str, no_floor: bool) -> None:
+@click.option("--postgres", is_flag=True,
+              help="Run factory-a on a real PostgreSQL server instead of SQLite.")  # fmt: skip
+def demo(
+    as_json: bool, legacy_images: int, hires_images: int, state: str, no_floor: bool, postgres: bool
+) -> None:
     from workbench.remote._syft_calls import quiet
     from workbench.remote.demo import run_demo
 
@@ -34,7 +38,9 @@ def demo(as_json: bool, legacy_images: int, hires_images: int, state: str, no_fl
     root = Path(state)
     _clear_previous_demo(root)
     with quiet():  # syft's banners go to stderr; stdout holds only the result
-        summary = run_demo(legacy_images=legacy_images, hires_images=hires_images, root=root)
+        summary = run_demo(
+            legacy_images=legacy_images, hires_images=hires_images, root=root, postgres=postgres
+        )
     if not no_floor:
         summary["floor"] = _start_floor(summary["state"]["factory-a"])
     if as_json:

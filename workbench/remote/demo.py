@@ -9,6 +9,9 @@ prints the per-factory aggregates. Then the researcher publishes the classical
 counting tool and both admins adopt it, so the factory floor page can serve it. Every
 datasite it starts is stopped on the way out, also on errors and Ctrl-C.
 
+With ``postgres=True`` factory-a keeps its tables in a real PostgreSQL server
+(:mod:`workbench.remote.postgres`, in ``<root>/postgres``), stopped at the end too.
+
 Examples
 --------
 >>> summary = run_demo(legacy_images=2, hires_images=1)  # doctest: +SKIP
@@ -45,6 +48,7 @@ def run_demo(
     timeout: float = 600.0,
     say: Callable[[str], None] | None = None,
     root: Path | None = None,
+    postgres: bool = False,
 ) -> dict:
     """Run the two-factory round trip and return ``{"factories": [row, ...]}``.
 
@@ -59,12 +63,15 @@ def run_demo(
         Seconds to wait for the approved runs.
     say : callable, optional
         Receives one progress line at a time (default: print to stderr).
+    postgres : bool
+        Run factory-a on PostgreSQL instead of SQLite.
 
     Returns
     -------
     dict
-        One row per factory: ``factory``, ``images``, ``mean_count``,
-        ``agglomeration_pct``, ``d10_um``, ``d50_um``, ``d90_um``.
+        ``factories``: one row per factory (``factory``, ``images``, ``mean_count``,
+        ``agglomeration_pct``, ``d10_um``, ``d50_um``, ``d90_um``); ``state``: each
+        factory's state folder; ``database``: ``sqlite`` or ``postgresql`` per factory.
 
     Raises
     ------
@@ -77,19 +84,50 @@ def run_demo(
     say = say or (
         lambda line: print(f"[{time.perf_counter() - started:5.0f} s] {line}", file=sys.stderr)
     )
-    with _demo_root(root) as root, _stop_on_sigterm():
+    with _demo_root(root) as root, _stop_on_sigterm(), _database_for_a(root, postgres) as extra:
         configs = [
-            _demo_config(root, "factory-a.toml"),
+            _demo_config(root, "factory-a.toml", extra),
             _demo_config(root, "factory-b.toml"),
         ]
         say(f"starting {', '.join(c.name for c in configs)} on loopback (state in {root})")
+        if postgres:
+            say(f"factory-a keeps its tables in PostgreSQL ({configs[0].db_url})")
         with running_datasites(configs):
             say(f"datasites up after {time.perf_counter() - started:.0f} s")
             rows = _round_trip(
                 configs, root, {"legacy": legacy_images, "hires": hires_images}, timeout, say
             )
         say(f"datasites stopped; demo took {time.perf_counter() - started:.0f} s")
-    return {"factories": rows, "state": {c.name: str(c.state_dir) for c in configs}}
+    return {
+        "factories": rows,
+        "state": {c.name: str(c.state_dir) for c in configs},
+        "database": {c.name: "postgresql" if c.db_url else "sqlite" for c in configs},
+    }
+
+
+DB_PASSWORD_ENV = "WORKBENCH_DEMO_DB_PASSWORD"
+
+
+@contextlib.contextmanager
+def _database_for_a(root: Path, postgres: bool) -> Iterator[str]:
+    """The TOML lines that put factory-a on PostgreSQL (a server run for the demo), or ""."""
+    if not postgres:
+        yield ""
+        return
+    import os
+
+    from workbench.remote.postgres import create_database, start_postgres, stop_postgres
+
+    if os.geteuid() == 0:  # the server runs as its own system user: it must enter `root`
+        os.chmod(root, root.stat().st_mode | 0o011)
+    server = start_postgres(root / "postgres")
+    try:
+        create_database(server, "factory_a")
+        os.environ[DB_PASSWORD_ENV] = server.password  # the datasite's launcher inherits it
+        yield f'db_url = "{server.url("factory_a")}"\ndb_password_env = "{DB_PASSWORD_ENV}"\n'
+    finally:
+        os.environ.pop(DB_PASSWORD_ENV, None)
+        stop_postgres(server.folder)
 
 
 @contextlib.contextmanager
@@ -176,10 +214,13 @@ def _round_trip(
     return rows
 
 
-def _demo_config(root: Path, shipped_name: str) -> DatasiteConfig:
-    """The shipped factory's name, camera and admin, on a free port with state in `root`."""
+def _demo_config(root: Path, shipped_name: str, extra: str = "") -> DatasiteConfig:
+    """The shipped factory's name, camera and admin, on a free port with state in `root`.
+
+    `extra` holds further TOML lines (the database).
+    """
     shipped = load_config(SHIPPED_CONFIGS / shipped_name)
-    return scratch_config(root, shipped.name, shipped.camera, shipped.admin_email)
+    return scratch_config(root, shipped.name, shipped.camera, shipped.admin_email, extra=extra)
 
 
 @contextlib.contextmanager
