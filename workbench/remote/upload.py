@@ -29,13 +29,14 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import io
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,18 +319,16 @@ def upload_folder(
         if record is not None and record.complete and record.covers(paths):
             return record.summary(0, clock() - started)
         raise WorkbenchError(f"dataset {name!r} already exists on {admin.name}")
-    reader = _BatchReader(paths, skip_bad, max_batch_images, max_batch_bytes)
     kept = record.reusable(admin, paths) if record is not None else []
     upload = _DatasetUpload(admin, name, record, _checked_blob_folder(blob_folder), mock_shape)
     bar = tqdm(total=len(paths), desc="uploading", unit="image", disable=not progress)
     try:
         upload.clear_leftovers()
         bar.update(sum(len(batch["consumed"]) for batch in kept))
-        with ThreadPoolExecutor(max_workers=1) as read_ahead:
-            start = sum(len(batch["consumed"]) for batch in kept)
-            pending = read_ahead.submit(reader.read, start, None)
-            while (batch := pending.result()) is not None:
-                pending = read_ahead.submit(reader.read, batch.end, batch.carry)
+        start = sum(len(batch["consumed"]) for batch in kept)
+        batches = _read_batches(paths, start, skip_bad, max_batch_images, max_batch_bytes)
+        with contextlib.closing(batches):  # a failed upload stops the reading threads
+            for batch in batches:
                 upload.store(
                     image_batch(batch.images, batch.files, camera, profile.pixel_size_um),
                     consumed=[_fingerprint(path) for path in paths[batch.start : batch.end]],
@@ -426,57 +425,69 @@ def local_blob_folder(config: Any) -> Path | None:
 
 @dataclass
 class _ReadBatch:
-    """One batch read from a folder: ``paths[start:end]`` (bad files skipped)."""
+    """One batch read from a folder: ``paths[start:end]``, bad files skipped."""
 
     start: int
     end: int
-    images: list[np.ndarray]
-    files: list[str]
-    skipped: list[str]
-    carry: tuple[np.ndarray, str] | None  # the image read that opens the next batch
+    images: list[np.ndarray] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    nbytes: int = 0
 
 
-@dataclass(frozen=True)
-class _BatchReader:
-    """Reads a folder one batch at a time, by the rule of :func:`batch_slices`."""
+READ_THREADS = 2  # decoding releases the GIL: two files decode while a batch is sent
 
-    paths: list[Path]
-    skip_bad: bool
-    max_images: int
-    max_bytes: int
 
-    def read(self, start: int, carry: tuple[np.ndarray, str] | None) -> _ReadBatch | None:
-        """The batch beginning at ``paths[start]`` (or at the carried image); None at the end."""
-        from workbench.imaging.io import load_image
+def _read_batches(
+    paths: list[Path], start: int, skip_bad: bool, max_images: int, max_bytes: int
+) -> Iterator[_ReadBatch]:
+    """The batches of ``paths[start:]`` by the rule of :func:`batch_slices`.
 
-        images, files, skipped, total = [], [], [], 0
-        index = start
-        while index < len(self.paths):
-            if carry is not None:
-                (image, file), carry = carry, None
-            else:
-                try:
-                    image, file = load_image(self.paths[index]).original, self.paths[index].name
-                except WorkbenchError as error:
-                    if not self.skip_bad:
-                        raise WorkbenchError(f"{error} (use --skip-bad)") from None
-                    skipped.append(str(error))
-                    index += 1
-                    continue
-            if images and (len(images) >= self.max_images or total + image.nbytes > self.max_bytes):
-                return _ReadBatch(start, index, images, files, skipped, (image, file))
-            images.append(image)
-            files.append(file)
-            total += image.nbytes
-            index += 1
-        if not images:
-            if start == 0 and skipped:
-                raise WorkbenchError(
-                    f"{self.paths[0].parent}: none of the {len(self.paths)} image files "
-                    "could be read"
-                )
-            return None
-        return _ReadBatch(start, index, images, files, skipped, None)
+    Files are decoded by a small pool, a few files ahead of the batch being sent, and
+    come out in name order; memory holds one batch plus those few files.
+    """
+    from workbench.imaging.io import load_image
+
+    pool = ThreadPoolExecutor(max_workers=READ_THREADS)
+    ahead: collections.deque = collections.deque()
+    following = start
+
+    def read_ahead() -> None:
+        nonlocal following
+        while len(ahead) < 2 * READ_THREADS and following < len(paths):
+            ahead.append((following, pool.submit(load_image, paths[following])))
+            following += 1
+
+    batch = _ReadBatch(start, start)
+    try:
+        read_ahead()
+        while ahead:
+            index, loading = ahead.popleft()
+            read_ahead()
+            try:
+                image = loading.result().original
+            except WorkbenchError as error:
+                if not skip_bad:
+                    raise WorkbenchError(f"{error} (use --skip-bad)") from None
+                batch.skipped.append(str(error))
+                continue
+            full = len(batch.images) >= max_images or batch.nbytes + image.nbytes > max_bytes
+            if batch.images and full:
+                batch.end = index
+                yield batch
+                batch = _ReadBatch(index, index)
+            batch.images.append(image)
+            batch.files.append(paths[index].name)
+            batch.nbytes += image.nbytes
+        batch.end = len(paths)
+        if batch.images:
+            yield batch
+        elif batch.start == 0:  # not one file of the folder could be read
+            raise WorkbenchError(
+                f"{paths[0].parent}: none of the {len(paths)} image files could be read"
+            )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _fingerprint(path: Path) -> list:
