@@ -8,8 +8,8 @@
 - :class:`AnnotationWidget` (factory): mark crystals on an image, saved as labels at
   the factory for ``workbench finetune --labels``.
 
-Every action calls a function of :mod:`workbench.remote`; this package never imports
-syft itself.
+Every action calls a function of :mod:`workbench.remote` (the annotation widget: of
+:mod:`workbench.imaging.annotations`); this package never imports syft itself.
 """
 
 from widgets.annotate import AnnotationWidget
