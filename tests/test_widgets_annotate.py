@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from widgets import AnnotationWidget
@@ -116,3 +117,12 @@ def test_the_front_end_module_declares_the_traits_the_python_side_reads():
     assert {"picture", "image_width", "image_height", "click"} <= used
     assert used <= synced
     assert AnnotationCanvas().get_state()["_esm"] == script  # what the browser receives
+
+
+def test_a_large_frame_is_shown_reduced_and_clicks_stay_in_image_pixels(frame, tmp_path):
+    widget = AnnotationWidget(frame, tmp_path, prefill=False, display_px=240)
+    shown = cv2.imdecode(np.frombuffer(widget.canvas.picture, np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape[:2] == (192, 240)
+    assert (widget.canvas.image_width, widget.canvas.image_height) == (480, 384)
+    _click(widget, 470.0, 370.0)
+    assert widget.annotation.objects[0]["centroid_xy"] == [470.0, 370.0]
