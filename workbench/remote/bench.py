@@ -62,6 +62,9 @@ from workbench.remote._scratch import scratch_config, write_synthetic_images
 RESEARCHER = "bench@university.example"
 TINY_MOCK = (64, 80)
 LOAD_DATASET = "load"
+# Two job workers for the load test; room for --large-images on a busy machine (the
+# default sandbox limits, 600 s and 1200 CPU s, are a factory's, not a benchmark's).
+BENCH_FACTORY = "n_consumers = 2\n\n[sandbox]\ntimeout_s = 3600\ncpu_s = 7200\n"
 
 
 def bench_remote(
@@ -98,7 +101,7 @@ def bench_remote(
         images = write_synthetic_images(root / "images", "legacy", n_images, seed=0)
         hires = write_synthetic_images(root / "hires", "hires", 1, seed=0)
         frames = _copies(hires, root / "up", megabytes=upload_mb)
-        config = scratch_config(root, "factory-bench", release="auto", extra="n_consumers = 2\n")
+        config = scratch_config(root, "factory-bench", release="auto", extra=BENCH_FACTORY)
         plain = scratch_config(root, "factory-plain", release="auto")
         sandbox_start_s = _sandbox_start_seconds()
         say(f"sandbox start: {sandbox_start_s:.2f} s")
