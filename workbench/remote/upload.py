@@ -243,7 +243,6 @@ def upload_folder(
     clock: Callable[[], float] | None = None,
     journal: str | Path | None = None,
     blob_folder: str | Path | None = None,
-    after_batch: Callable[[int], None] | None = None,
 ) -> UploadSummary:
     """Read, check and upload the images of `folder` as dataset `name`, batch by batch.
 
@@ -287,8 +286,6 @@ def upload_folder(
         written there, after its blob entry is allocated through the API, instead of
         travelling through syft's API call (four more copies, a signature over the
         whole batch and a deserialization on the server).
-    after_batch : callable, optional
-        Called with the number of batches stored so far, after each one.
 
     Returns
     -------
@@ -324,8 +321,8 @@ def upload_folder(
     bar = tqdm(total=len(paths), desc="uploading", unit="image", disable=not progress)
     try:
         upload.clear_leftovers()
-        bar.update(sum(len(batch["consumed"]) for batch in kept))
-        start = sum(len(batch["consumed"]) for batch in kept)
+        start = sum(len(batch["consumed"]) for batch in kept)  # files stored earlier
+        bar.update(start)
         batches = _read_batches(paths, start, skip_bad, max_batch_images, max_batch_bytes)
         with contextlib.closing(batches):  # a failed upload stops the reading threads
             for batch in batches:
@@ -336,8 +333,6 @@ def upload_folder(
                 )
                 bar.update(batch.end - batch.start)
                 bar.set_postfix_str(f"{upload.megabytes_sent / (clock() - started):.0f} MB/s")
-                if after_batch is not None:
-                    after_batch(len(upload.assets))
         description = (
             f"{upload.images} {camera} images at {profile.pixel_size_um:g} µm/px "
             f"in {len(upload.assets)} batch(es)"
