@@ -177,20 +177,25 @@ def run_bench(
                     seed = bench_seed(camera, density, index)
                     sample = render(camera, seed, density, pixel_size_um=pixel_size)
                     by_name: dict[str, ImageScore] = {}
+                    unfit: set[str] = set()  # methods whose run the quality gate refused
                     for method in methods:
                         resolved = resolve_method(method, profile)
                         if resolved != method and resolved in by_name:
                             score = by_name[resolved]  # auto chose a method already run
+                            was_refused = resolved in unfit
                         else:
                             started = process_time()
                             report = analyze(sample.image, profile, method=method)
                             cpu_seconds = process_time() - started
-                            if report.count is None:  # the quality gate refused the frame
-                                key = f"{renderer} {method} {camera} {_key(pixel_size)}"
-                                refused[key] = refused.get(key, 0) + 1
+                            was_refused = report.count is None
+                            if was_refused:
                                 report = _nothing_counted(report.seconds)
                             score = score_image(report, sample.truth, sample.labels)
                             score.cpu_seconds = cpu_seconds
+                        if was_refused:
+                            unfit.add(method)
+                            key = f"{renderer} {method} {camera} {_key(pixel_size)}"
+                            refused[key] = refused.get(key, 0) + 1
                         by_name[method] = score
                         cell = scores.setdefault(renderer, {}).setdefault(method, {})
                         cell = cell.setdefault(camera, {}).setdefault(pixel_size, {})
