@@ -622,12 +622,13 @@ class _DatasetUpload:
         from syft.types.uid import UID
 
         content = self.journal.content
+        twins = content.get("leftover_twins", []) + content.get("pending_twins", [])
         with quiet(), contextlib.redirect_stderr(io.StringIO()):
-            for uid in content.get("leftover_twins", []):
+            for uid in twins:  # a twin's blob goes with it
                 _deleted(self.admin.api.services.action.delete, UID(uid))
             for uid in content["pending_blobs"]:
                 _deleted(self.admin.api.services.blob_storage.delete, UID(uid))
-        content.update(leftover_twins=[], pending_blobs=[])
+        content.update(leftover_twins=[], pending_twins=[], pending_blobs=[])
         self.journal.save()
 
     def _mock(self, index: int, camera: str, pixel_size_um: float) -> ImageBatch:
@@ -652,8 +653,11 @@ class _DatasetUpload:
         private = twin.private_obj
         private.syft_blob_storage_entry_id = UID()
         self.stored.blobs.append(private.syft_blob_storage_entry_id)
-        if self.journal is not None:
-            self.journal.content["pending_blobs"] = [str(private.syft_blob_storage_entry_id)]
+        if self.journal is not None:  # a batch cut off half-way is deleted by the next attempt
+            self.journal.content.update(
+                pending_blobs=[str(private.syft_blob_storage_entry_id)],
+                pending_twins=[str(twin.id)],
+            )
             self.journal.save()
         with quiet():
             if self.blob_folder is None:
@@ -681,7 +685,7 @@ class _DatasetUpload:
                     "pixel_size_um": batch["pixel_size_um"],
                 }
             )
-            self.journal.content["pending_blobs"] = []
+            self.journal.content.update(pending_blobs=[], pending_twins=[])
             self.journal.save()
 
     def _asset(self, twin_id: str, mock: ImageBatch, n_images: int) -> Any:
