@@ -11,10 +11,24 @@ import click
     help="Measure datasite launch, upload MB/s, remote-run overhead and a load test "
     "(10 researchers x 3 requests); prints the machine's load average too."
 )
-@click.option("--images", "n_images", default=20, show_default=True, help="Legacy images.")
-@click.option("--upload-mb", default=100.0, show_default=True, help="MB of 12 MP frames to upload.")
+@click.option(
+    "--images",
+    "n_images",
+    type=click.IntRange(min=3),  # the bench factory's min_images rule
+    default=20,
+    show_default=True,
+    help="Legacy images.",
+)
+@click.option(
+    "--upload-mb",
+    type=click.FloatRange(min=1.0),
+    default=100.0,
+    show_default=True,
+    help="MB of 12 MP frames to upload.",
+)
 @click.option(
     "--large-images",
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Also measure the overhead at this many images (200 for the issue's target; "
