@@ -62,7 +62,7 @@ def bench_remote(
                 n_images=n_images,
                 upload_mb=upload_mb,
                 large_images=large_images,
-                load_test=not no_load_test,
+                with_load_test=not no_load_test,
             )
     if as_json:
         click.echo(json.dumps(numbers))

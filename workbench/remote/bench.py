@@ -72,7 +72,7 @@ def bench_remote(
     upload_mb: float = 100.0,
     *,
     large_images: int = 0,
-    load_test: bool = True,
+    with_load_test: bool = True,
     say: Callable[[str], None] | None = None,
 ) -> dict:
     """Measure launch, upload and round-trip overhead; return the numbers (seconds, %).
@@ -85,7 +85,7 @@ def bench_remote(
         About how many MB of 12 MP frames to upload for the upload-speed figures.
     large_images : int
         Also measure the overhead at this many images (0: not).
-    load_test : bool
+    with_load_test : bool
         Also run :func:`load_test` on the datasite.
     say : callable, optional
         Receives progress lines (default: stderr).
@@ -143,7 +143,7 @@ def bench_remote(
                     "images": large_images,
                     **_overhead(config, None, many, "large", say),
                 }
-            if load_test:
+            if with_load_test:
                 numbers["load"] = load_test(config, say=say)
         finally:
             stop_datasite(config)
