@@ -143,11 +143,12 @@ def test_synth_cli_writes_heldout_frames_with_truth(tmp_path, capsys):
 
 
 def test_classical_accuracy_floor_on_heldout_legacy_frames():
-    # Measured 80.3 % (seeds 0-5); the frames are hard for it: thick rims and hollow
-    # outlines get taken for bubbles and fibres. A drop below the floor is a regression.
+    # Measured 86.4 % (seeds 0-5; 80.3 % before thick-walled crystals stopped being
+    # taken for bubbles and debris); the frames are hard for it. A drop below the floor
+    # is a regression.
     accuracy = []
     for seed in range(6):
         frame = render_heldout("legacy", seed=seed, density_per_mm2=25.0, shape=(512, 640))
         report = analyze(frame.image, "legacy", method="classical")
         accuracy.append(score_image(report, frame.truth, frame.labels).accuracy)
-    assert np.mean(accuracy) >= 0.76
+    assert np.mean(accuracy) >= 0.82

@@ -305,9 +305,7 @@ def _bubbles(darkness: np.ndarray, px_per_um: float, params: ClassicalParams):
         diameter = 2.0 * np.sqrt(area / np.pi)
         if diameter < min_diameter or area < 1.6 * component.sum():
             continue
-        points = np.column_stack(np.nonzero(filled)[::-1]).astype(np.float32)
-        _, radius = cv2.minEnclosingCircle(points)
-        if area < params.bubble_min_roundness * np.pi * radius**2:
+        if not _round(filled, params.bubble_min_roundness):
             continue
         margin = 2 + int(0.15 * diameter)  # the bright halo just outside the ring
         region = np.zeros(shape, bool)
@@ -337,6 +335,8 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
         if area < params.opaque_min_share * surrounding:
             continue
         kind, margin = _opaque_kind(component, box, shape, px_per_um, params)
+        if kind is None:
+            continue
         outer = grown(box, shape, margin + 1)
         region = np.zeros(shape, bool)
         region[box] = component if kind == "fibre" else _filled(component, box, shape)
@@ -346,8 +346,14 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
 
 def _opaque_kind(
     component: np.ndarray, box, shape, px_per_um: float, params: ClassicalParams
-) -> tuple[str, int]:
-    """Classify one opaque component; also return the margin to grow it by (px)."""
+) -> tuple[str | None, int]:
+    """Classify one opaque component; also return the margin to grow it by (px).
+
+    A dark ring around a lighter interior is a bubble only when round and large; any
+    other ring is a thick crystal whose steep faces bend light out of the objective
+    (dark walls around a clear face): None, it is left for the crystal segmentation.
+    Debris is dark throughout.
+    """
     length, width = extent(component)
     if (
         length >= 2.5 * width
@@ -356,13 +362,22 @@ def _opaque_kind(
         return "fibre", 2
     filled = _filled(component, box, shape)
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
-    if (
-        filled.sum() > 1.6 * component.sum()
-        and diameter_px >= params.bubble_min_diameter_um * px_per_um
-    ):
-        # Grow over the bright halo just outside the ring (about 15 % of the radius).
-        return "bubble", 2 + int(0.15 * diameter_px)
+    if filled.sum() > 1.6 * component.sum():
+        if (
+            _round(filled, params.bubble_min_roundness)
+            and diameter_px >= params.bubble_min_diameter_um * px_per_um
+        ):
+            # Grow over the bright halo just outside the ring (about 15 % of the radius).
+            return "bubble", 2 + int(0.15 * diameter_px)
+        return None, 0
     return "debris", 2
+
+
+def _round(filled: np.ndarray, min_roundness: float) -> bool:
+    """Whether a filled shape covers at least `min_roundness` of its enclosing circle."""
+    points = np.column_stack(np.nonzero(filled)[::-1]).astype(np.float32)
+    _, radius = cv2.minEnclosingCircle(points)
+    return float(filled.sum()) >= min_roundness * np.pi * radius**2
 
 
 def _filled(component: np.ndarray, box, shape) -> np.ndarray:
