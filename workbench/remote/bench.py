@@ -285,6 +285,7 @@ def load_test(
                 future.result()
     finally:
         done.set()
+        approver.join()  # before the datasite may stop: no call left in flight
         seconds = time.perf_counter() - started
         memory.stop()
         sys.stdout = stdout
