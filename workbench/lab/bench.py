@@ -34,7 +34,7 @@ from tqdm import tqdm
 from workbench.camera import get_camera
 from workbench.imaging.denoise import DEFAULT_DENOISER, DENOISERS, denoise
 from workbench.imaging.io import to_gray_float
-from workbench.imaging.pipeline import METHODS, analyze, resolve_method
+from workbench.imaging.pipeline import AUTO_FALLBACK, METHODS, analyze, resolve_method
 from workbench.lab.evaluate import ImageScore, score_image, summarize
 
 DENSITIES_PER_MM2 = (10.0, 25.0, 50.0)
@@ -180,8 +180,10 @@ def run_bench(
                     unfit: set[str] = set()  # methods whose run the quality gate refused
                     for method in methods:
                         resolved = resolve_method(method, profile)
-                        if resolved != method and resolved in by_name:
-                            score = by_name[resolved]  # auto chose a method already run
+                        if resolved == AUTO_FALLBACK != method and resolved in by_name:
+                            # auto is exactly the fallback here (legacy), already run;
+                            # elsewhere it also runs the fallback as a check, so it runs.
+                            score = by_name[resolved]
                             was_refused = resolved in unfit
                         else:
                             started = process_time()
