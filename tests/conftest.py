@@ -12,6 +12,8 @@ import pytest
 SECURITY = Path(__file__).parent / "security"
 
 
+# Before xdist's own hook, which turns the markers into the groups it schedules by.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.path))
