@@ -1,21 +1,26 @@
 """Spreading the suite over pytest-xdist workers without splitting what must stay together.
 
-Every test file is one ``xdist_group`` (module-scoped datasites start once per file, as
-with ``--dist loadfile``); the whole security suite is one group, because its attack
-campaigns leave and clean up markers in /tmp that another worker's campaign would see.
+Every test file runs on one worker (its module-scoped datasites start once, as with
+``--dist loadfile``), and the whole security suite runs on one worker, because its
+attack campaigns start shared datasites once per session and leave and clear markers
+in /tmp that a campaign on another worker would see. (xdist's own ``loadgroup`` marks
+do not take with pytest 9, whose node ids can no longer be suffixed.)
 """
 
-from pathlib import Path
+from __future__ import annotations
 
-import pytest
+from xdist.scheduler import LoadScopeScheduling
 
-SECURITY = Path(__file__).parent / "security"
+SECURITY = "tests/security/"
 
 
-# Before xdist's own hook, which turns the markers into the groups it schedules by.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = Path(str(item.path))
-        group = "security" if SECURITY in path.parents else str(path)
-        item.add_marker(pytest.mark.xdist_group(group))
+class FileAndSecurityScheduling(LoadScopeScheduling):
+    """One scope per test file, and one for everything under tests/security/."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return SECURITY if path.startswith(SECURITY) else path
+
+
+def pytest_xdist_make_scheduler(config, log) -> FileAndSecurityScheduling:
+    return FileAndSecurityScheduling(config, log)
