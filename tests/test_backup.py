@@ -147,7 +147,7 @@ def test_backup_refuses_a_used_destination_and_a_database_it_cannot_snapshot(fac
     with pytest.raises(WorkbenchError, match="inside the state folder"):
         backup_datasite(factory, factory.state_dir / "backup")
     postgres = factory.path.with_name("pg.toml")
-    postgres.write_text('name = "factory-x"\nport = 8096\ndb_url = "postgresql://x/y"\n')
+    postgres.write_text('name = "factory-x"\nport = 8096\ndb_url = "postgresql://wb@127.0.0.1:5432/y"\n')
     with pytest.raises(WorkbenchError, match="pg_dump"):
         backup_datasite(load_config(postgres), tmp_path / "pg")
     (factory.state_dir / "identity.json").unlink()
