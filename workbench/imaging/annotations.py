@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ import cv2
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.files import write_atomically
 from workbench.imaging.detections import IMPERFECTION_KINDS, PARTICLE_KINDS
 from workbench.imaging.overlay import AGGLOMERATE_RGB, CRYSTAL_RGB, IMPERFECTION_RGB
 
@@ -398,14 +398,7 @@ def save_annotation(annotation: Annotation, folder: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     saved = replace(annotation, saved=datetime.now(UTC).isoformat(timespec="seconds"))
     text = json.dumps(saved.to_json(), indent=1) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
     return path
 
 

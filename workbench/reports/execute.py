@@ -35,6 +35,7 @@ import nbformat
 from jupyter_client.manager import AsyncKernelManager
 
 from workbench.errors import WorkbenchError
+from workbench.files import write_atomically
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = REPO_ROOT / "reports" / "templates"
@@ -269,7 +270,7 @@ def run_report(
             raise _report_error(template, failed) from None
         notebook = nbformat.read(executed, as_version=4)
     page = notebook_to_html(notebook, settings.get("title", template), {**defaults, **given})
-    _write_atomically(target, page)
+    write_atomically(target, page)
     return target
 
 
@@ -336,14 +337,3 @@ def _cell(value: Any) -> str:
     return html.escape(text).replace("|", "&#124;")
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

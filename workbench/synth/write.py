@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
+from workbench.files import write_atomically
 from workbench.synth.generate import (
     SyntheticImage,
     check_density,
@@ -21,18 +22,6 @@ from workbench.synth.generate import (
     check_seed,
     synthesize,
 )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -79,14 +68,14 @@ def write_sample(
     image_path = outdir / f"{stem}.png"
     truth = {**sample.truth, "image": image_path.name}
     try:
-        _write_atomically(outdir / f"{stem}.json", json.dumps(truth, indent=1).encode())
+        write_atomically(outdir / f"{stem}.json", json.dumps(truth, indent=1).encode())
         if labels:
             if sample.labels.max() > np.iinfo(np.uint16).max:
                 raise WorkbenchError(
                     f"{stem}: more than 65535 objects do not fit a 16-bit label image"
                 )
-            _write_atomically(outdir / f"{stem}.labels.png", _png(sample.labels.astype(np.uint16)))
-        _write_atomically(image_path, _png(sample.image))
+            write_atomically(outdir / f"{stem}.labels.png", _png(sample.labels.astype(np.uint16)))
+        write_atomically(image_path, _png(sample.image))
     except OSError as error:
         raise WorkbenchError(
             f"cannot write {stem!r} into {str(outdir)!r}: {error.strerror or error}"
