@@ -31,8 +31,8 @@ from workbench.floor.service import floor_in_thread
 from workbench.synth import synthesize, write_sample
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
@@ -115,14 +115,33 @@ def browser():
     driver.quit()
 
 
+def click_and_wait_for_next_page(browser, button, timeout):
+    """Click a form's submit button and wait until the answer page has loaded.
+
+    While Chromium swaps documents, asking about the old button fails either as a stale
+    element or as an inspector error ("Node ... does not belong to the document");
+    both mean the old page is gone.
+    """
+    button.click()
+
+    def answered(driver) -> bool:
+        try:
+            button.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException is one of these
+            return driver.execute_script("return document.readyState") == "complete"
+        return False
+
+    # a script run in the middle of the swap can fail the same way: ask again
+    WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,)).until(answered)
+
+
 def log_in(browser, url, user, password):
     browser.delete_all_cookies()
     browser.get(f"{url}/login")
     browser.find_element(By.ID, "user").send_keys(user)
     browser.find_element(By.ID, "password").send_keys(password)
     button = browser.find_element(By.ID, "login")
-    button.click()
-    WebDriverWait(browser, 20).until(staleness_of(button))  # the answer page has loaded
+    click_and_wait_for_next_page(browser, button, timeout=20)
 
 
 def shot(browser, name, height=None):
@@ -139,8 +158,7 @@ def upload(browser, url, batch, files):
     browser.find_element(By.ID, "batch").send_keys(batch)
     browser.find_element(By.ID, "images").send_keys("\n".join(str(f) for f in files))
     button = browser.find_element(By.ID, "count")
-    button.click()
-    WebDriverWait(browser, 60).until(staleness_of(button))
+    click_and_wait_for_next_page(browser, button, timeout=60)
 
 
 def wait_done(browser, timeout=90):
