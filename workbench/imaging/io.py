@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import io as _bytes_io
 import struct
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ class LoadedImage:
     Attributes
     ----------
     pixels : ndarray of float32, shape (H, W)
-        Gray levels in [0, 1] (colour is converted with ITU-R 601 luma weights).
+        Gray levels in [0, 1] (colour is converted with ITU-R 601 luma weights),
+        computed on first use.
     original : ndarray
         The array as stored (RGB order for colour, alpha kept), for overlays.
     path : Path
@@ -79,17 +81,25 @@ class LoadedImage:
         1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).
     """
 
-    pixels: np.ndarray
     original: np.ndarray
     path: Path
     format: str
     bit_depth: int
     channels: int
 
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """Gray levels in [0, 1], float32 (H, W); made on first use.
+
+        Computed lazily because a float copy is four times the size of an 8-bit frame
+        and an upload only needs the stored array.
+        """
+        return to_gray_float(self.original)
+
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, cols) of the image."""
-        return self.pixels.shape[:2]
+        return self.original.shape[:2]
 
     @property
     def name(self) -> str:
@@ -420,7 +430,6 @@ def _to_loaded_image(path: Path, array: np.ndarray, file_format: str) -> LoadedI
             f"need at least {MIN_SIDE_PX} on each side)"
         )
     return LoadedImage(
-        pixels=to_gray_float(array),
         original=array,
         path=path,
         format=file_format,
