@@ -21,27 +21,55 @@ the server child forks:
    ``workbench bench-remote`` and in ``tests/security``). Jobs only orchestrate now
    (researcher code runs in the sandbox, a process started by exec), so the job
    handler runs in a thread of the server, syft's own ``ConsumerType.Thread``.
-4. Queue latency. The job producer looks for new jobs once a second and dispatches
-   them after a poll that waits up to a second; a job waited 2-4 s before any worker
-   saw it. Both waits become 0.25 s (an idle datasite then uses about 3 % of a core
-   instead of 1.4 %).
+4. Queue latency and the producer's cost. The job producer looks for new jobs once a
+   second and dispatches them after a poll that waits up to a second; a job waited
+   2-4 s before any worker saw it. Now a new queue item wakes the producer at once
+   (its one-second look stays, for anything else), and the dispatcher's poll waits
+   0.25 s. Each look also read every *running* job's queue item back from the
+   database (a JSON parse and a signing-key derivation per item) only to skip it (the
+   branch for them is ``pass``): with 40 jobs queued by one researcher that was most
+   of a core, for nothing. The producer is the only caller of ``get_by_status``; it
+   now gets no running items.
+6. A scan of the whole action store before every job. The consumer builds a syft
+   ``Server`` for each job, and its ``__init__`` runs the data migration, which reads
+   and deserializes every action object the datasite holds (every mock, result and
+   batch entry) to pick those of classes pending migration, even when no class is
+   pending. The time of each job's start grew with the factory's history. The scan
+   now runs only when some class is pending (or a caller asks for everything).
 5. A fixed pause before every job. ``handle_message_multiprocessing`` sleeps 0.5 s
    before it starts ("a temp hack to prevent some multithreading issues" of forked
    job processes). Jobs run in threads here (3), and the consumer has stored the
    job's state before the thread starts, so the pause only delays every run; the
    queue module's ``time`` loses that one sleep (its job monitor still sleeps 5 s).
+
+Installed by :func:`workbench.remote.upload.upload_folder` in the uploading process:
+
+7. A round trip through the disk per serialized batch. Above 50 MB syft's serializer
+   writes each message to a temporary file and reads it back "to save RAM", at three
+   levels of a batch (the batch, its list of images, the dict): a third of the time
+   to serialize 100 MB of frames. A batch is at most ``MAX_BATCH_BYTES`` (100 MB), so
+   it is serialized in memory; the bytes are the same.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
+import syft.serde.recursive as serde_recursive
+import syft.serde.recursive_primitives as serde_primitives
+import syft.serde.serialize as serde_serialize
 import syft.service.queue.queue as job_queue
 import syft.service.queue.zmq_producer as zmq_producer
 import syft.service.service as service
 import syft.types.syft_object as syft_object
 from syft.server.server import Server
+from syft.service.action.action_object import Action, ActionObject
+from syft.service.migration.migration_service import MigrationService
 from syft.service.queue.queue import ConsumerType
+from syft.service.queue.queue_stash import QueueStash, Status
+from syft.types.result import Ok
+from syft.types.twin_object import TwinObject
 
 from workbench.remote._patches import Patch
 
@@ -50,7 +78,7 @@ JOB_START_PAUSE_SECONDS = 0.5  # syft's hard-coded sleep at the start of every j
 
 
 def patches() -> list[Patch]:
-    """The five fixes, for :func:`workbench.remote._patches.install`."""
+    """Fixes 1 to 6, for :func:`workbench.remote._patches.install`."""
     return [
         Patch(
             Server,
@@ -77,10 +105,28 @@ def patches() -> list[Patch]:
             "a job process forked while another thread holds SQLite's lock deadlocks the queue",
         ),
         Patch(
+            QueueStash,
+            "set_placeholder",
+            _wake_producer_after,
+            "a new job waits for the producer's next look, up to a second",
+        ),
+        Patch(
             zmq_producer,
             "sleep",
-            lambda original: lambda seconds: original(min(seconds, QUEUE_POLL_SECONDS)),
-            "the job producer polls once a second",
+            lambda original: _sleep_until_a_job_is_queued,
+            "the job producer looks for new jobs only once a second",
+        ),
+        Patch(
+            MigrationService,
+            "_get_migration_actionobjects",
+            _scan_only_when_pending,
+            "every job's start reads and deserializes the whole action store",
+        ),
+        Patch(
+            QueueStash,
+            "get_by_status",
+            _no_running_items,
+            "the producer reads every running job back four times a second to skip it",
         ),
         Patch(
             zmq_producer,
@@ -95,6 +141,69 @@ def patches() -> list[Patch]:
             "every job sleeps 0.5 s before it starts (a hack for forked job processes)",
         ),
     ]
+
+
+def upload_patches() -> list[Patch]:
+    """Fix 7, for the process that serializes batches to upload."""
+    return [
+        Patch(
+            module,
+            "compatible_with_large_file_writes_capnp",
+            lambda original: _never,
+            "every message over 50 MB is written to a temporary file and read back",
+        )
+        for module in (serde_serialize, serde_recursive, serde_primitives)
+    ]
+
+
+def _never(_message_or_size) -> bool:
+    return False
+
+
+_job_queued = threading.Event()
+
+
+def _wake_producer_after(original):
+    @functools.wraps(original)
+    def set_placeholder(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _job_queued.set()
+
+    return set_placeholder
+
+
+def _sleep_until_a_job_is_queued(seconds: float) -> None:
+    """The producer's pause between looks: `seconds`, or until a job is queued."""
+    _job_queued.wait(seconds)
+    _job_queued.clear()  # before the look, so a job queued during it wakes the next pause
+
+
+def _scan_only_when_pending(original):
+    @functools.wraps(original)
+    def _get_migration_actionobjects(self, context, get_all=False):
+        if not get_all:
+            # the classes syft's own scan looks at (migration_service.py)
+            kinds = [Action, ActionObject, TwinObject, *ActionObject.__subclasses__()]
+            pending = self._find_klasses_pending_for_migration(
+                context=context, object_types=kinds
+            ).unwrap()
+            if not pending:
+                return Ok({})
+        return original(self, context, get_all=get_all)
+
+    return _get_migration_actionobjects
+
+
+def _no_running_items(original):
+    @functools.wraps(original)
+    def get_by_status(self, credentials, status):
+        if status == Status.PROCESSING:
+            return Ok([])  # what the stash's own call returns for no items
+        return original(self, credentials, status)
+
+    return get_by_status
 
 
 def _start_default_pool_consumers(original):

@@ -598,6 +598,9 @@ class _DatasetUpload:
         blob_folder: Path | None,
         mock_shape: tuple[int, int],
     ) -> None:
+        from workbench.remote import _patches, _syft_fixes
+
+        _patches.install(_syft_fixes.upload_patches())  # batches serialized in memory
         self.admin, self.name, self.journal, self.blob_folder = admin, name, journal, blob_folder
         self.mock_shape = mock_shape
         self.stored = _StoredParts()
