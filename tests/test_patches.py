@@ -23,7 +23,8 @@ def test_installed_syft_is_the_version_the_patches_are_written_for():
 
 def test_every_patched_name_exists_in_the_installed_syft():
     config = config_from_dict({"name": "factory-x"})
-    for patch in _syft_fixes.patches() + _hardening.patches(config):
+    every = _syft_fixes.patches() + _syft_fixes.upload_patches() + _hardening.patches(config)
+    for patch in every:
         assert hasattr(patch.owner, patch.name), patch.where
 
 
@@ -140,3 +141,50 @@ def test_policy_patch_refuses_a_request_that_brings_its_own_policy_code():
     assert loader(builtin) == "policy object"
     with pytest.raises(Exception, match="outside the sandbox"):
         loader(stored)
+
+
+def test_a_queued_job_wakes_the_producer_at_once():
+    import threading
+    import time
+
+    stored = []
+    set_placeholder = _syft_fixes._wake_producer_after(lambda self, item: stored.append(item))
+    threading.Timer(0.2, set_placeholder, args=(None, "job")).start()
+    started = time.monotonic()
+    _syft_fixes._sleep_until_a_job_is_queued(10.0)
+    assert stored == ["job"] and time.monotonic() - started < 5.0
+    started = time.monotonic()
+    _syft_fixes._sleep_until_a_job_is_queued(0.3)  # the wake was used up: a full pause
+    assert time.monotonic() - started >= 0.25
+
+
+def test_the_producer_gets_no_running_items_and_the_rest_unchanged():
+    from syft.service.queue.queue_stash import Status
+
+    calls = []
+    get_by_status = _syft_fixes._no_running_items(
+        lambda self, credentials, status: calls.append(status) or "read"
+    )
+    assert get_by_status(None, "key", Status.PROCESSING).unwrap() == []
+    assert get_by_status(None, "key", Status.CREATED) == "read"
+    assert calls == [Status.CREATED]
+
+
+def test_the_action_store_is_scanned_only_when_a_class_is_pending():
+    from syft.types.result import Ok
+
+    scans = []
+    scan = _syft_fixes._scan_only_when_pending(
+        lambda self, context, get_all=False: scans.append(get_all) or Ok({"scanned": 1})
+    )
+    for pending, get_all, expected, scanned in (
+        ([], False, {}, []),
+        (["ActionObject"], False, {"scanned": 1}, [False]),
+        ([], True, {"scanned": 1}, [True]),
+    ):
+        scans.clear()
+        service = types.SimpleNamespace(
+            _find_klasses_pending_for_migration=lambda context, object_types, p=pending: Ok(p)
+        )
+        assert scan(service, "context", get_all=get_all).unwrap() == expected
+        assert scans == scanned
