@@ -199,7 +199,8 @@ def recover(server: Any, state_dir: Path) -> RecoveryReport:
     started = time.perf_counter()
     root = server.verify_key
     jobs = server.job_stash.get_all(root).unwrap()
-    taken = server.queue_stash.get_by_status(root, status=Status.PROCESSING).unwrap()
+    # not get_by_status: the job producer's fix gives it no running items (_syft_fixes)
+    taken = server.queue_stash.get_all(root, filters={"status": Status.PROCESSING}).unwrap()
     plan = plan_recovery(jobs, taken)
     names = [_interrupt(server, job) for job in plan.interrupt]
     for item in plan.close:

@@ -28,8 +28,8 @@ the server child forks:
    0.25 s. Each look also read every *running* job's queue item back from the
    database (a JSON parse and a signing-key derivation per item) only to skip it (the
    branch for them is ``pass``): with 40 jobs queued by one researcher that was most
-   of a core, for nothing. The producer is the only caller of ``get_by_status``; it
-   now gets no running items.
+   of a core, for nothing. The producer is syft's only caller of ``get_by_status``; it
+   now gets no running items (crash recovery reads them with ``get_all``).
 6. A scan of the whole action store before every job. The consumer builds a syft
    ``Server`` for each job, and its ``__init__`` runs the data migration, which reads
    and deserializes every action object the datasite holds (every mock, result and
