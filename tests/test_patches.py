@@ -148,6 +148,7 @@ def test_a_queued_job_wakes_the_producer_at_once():
     import time
 
     stored = []
+    _syft_fixes._job_queued.clear()  # no wake left over from another test in this process
     set_placeholder = _syft_fixes._wake_producer_after(lambda self, item: stored.append(item))
     threading.Timer(0.2, set_placeholder, args=(None, "job")).start()
     started = time.monotonic()
