@@ -35,7 +35,7 @@ from workbench.errors import WorkbenchError
 from workbench.privacy import audit
 from workbench.remote import _recovery, client, held, launch, review
 from workbench.remote._scratch import free_port
-from workbench.remote._syft_calls import quiet
+from workbench.remote._syft_calls import code_inputs, quiet
 from workbench.remote.admin import add_researcher, admin_login
 from workbench.remote.backup import backup_datasite, restore_datasite
 from workbench.remote.config import load_config
@@ -160,16 +160,16 @@ def wait_until(condition, what: str, timeout: float = TIMEOUT) -> None:
         time.sleep(0.2)
 
 
-def sandboxes_running(marker: str) -> list[int]:
-    """Live processes whose command line holds `marker` (a sandbox runs the source)."""
+def sandboxes_running(function_name: str) -> list[int]:
+    """Live sandbox processes running `function_name` (a sandbox takes its run's name)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
-            zombie = command and (entry / "stat").read_text().rsplit(") ", 1)[-1][0] == "Z"
+            name = (entry / "comm").read_text().strip() if entry.name.isdigit() else ""
+            zombie = name and (entry / "stat").read_text().rsplit(") ", 1)[-1][0] == "Z"
         except OSError:
             continue
-        if marker.encode() in command and not zombie and int(entry.name) != os.getpid():
+        if name and name == function_name[:15] and not zombie:
             found.append(int(entry.name))
     return found
 
@@ -246,7 +246,7 @@ def test_kill_during_a_run_interrupts_it_and_queued_work_runs_after_restart(site
     submit_and_approve(site, queued_fault_run)
     client.start_runs(site["r"], "slow_fault_run")
     wait_until(lambda: status(site, "slow_fault_run")["job"] == "processing", "the run")
-    wait_until(lambda: sandboxes_running("def slow_fault_run"), "the sandbox")
+    wait_until(lambda: sandboxes_running("slow_fault_run"), "the sandbox")
     client.start_runs(site["r"], "queued_fault_run")  # behind it: the datasite has one worker
     said: list[str] = []
     waited: list = []
@@ -270,7 +270,7 @@ def test_kill_during_a_run_interrupts_it_and_queued_work_runs_after_restart(site
     wait_until(lambda: said, "the researcher to hear of it", timeout=10)
     noticed = time.monotonic() - killed_at
     assert "factory-f stopped answering" in said[0] and noticed < 5
-    assert sandboxes_running("def slow_fault_run") == []  # no private code runs on
+    assert sandboxes_running("slow_fault_run") == []  # no private code runs on
     row = client.status_table(site["r"], "slow_fault_run").iloc[0]
     assert row["request"] == "unreachable" and "does not answer" in row["reason"]
     skipped: list[str] = []
@@ -329,9 +329,7 @@ def test_kill_during_a_release_delivers_the_held_value_exactly_once(site):
     datasite_client = next(iter(site["r"].values()))
     code = client._latest_code(datasite_client, "slow_fault_run")
     with quiet():
-        again = datasite_client.code.slow_fault_run(
-            **client._code_inputs(datasite_client, code), blocking=False
-        )
+        again = datasite_client.code.slow_fault_run(**code_inputs(code), blocking=False)
         again.wait(timeout=TIMEOUT)
     value = client._job_value(again)
     assert isinstance(value, Exception) or value["nonce"] == result.value["nonce"]

@@ -159,6 +159,32 @@ def test_a_queued_job_wakes_the_producer_at_once():
     assert time.monotonic() - started >= 0.25
 
 
+def test_a_look_that_queued_a_job_wakes_the_dispatchers_poll():
+    import time
+    import types
+
+    import zmq
+
+    service = types.SimpleNamespace(requests=[])
+    producer = types.SimpleNamespace(services={"default-pool": service})
+    poller = _syft_fixes._WakeablePoller(producer)
+    socket = zmq.Context.instance().socket(zmq.ROUTER)
+    socket.bind("inproc://workbench-test-dispatcher")
+    poller.register(socket, zmq.POLLIN)
+    try:
+        poller.wake_if_queued()  # nothing queued: no wake, the poll waits its time
+        started = time.monotonic()
+        assert poller.poll(300) == []
+        assert time.monotonic() - started >= 0.25
+        service.requests.append(b"job")
+        poller.wake_if_queued()
+        started = time.monotonic()
+        assert poller.poll(10_000) == []  # woken, and the socket is never read
+        assert time.monotonic() - started < 5.0
+    finally:
+        socket.close(linger=0)
+
+
 def test_the_producer_gets_no_running_items_and_the_rest_unchanged():
     from syft.service.queue.queue_stash import Status
 

@@ -19,7 +19,7 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.remote import client, review
-from workbench.remote._syft_calls import quiet
+from workbench.remote._syft_calls import code_inputs, quiet
 from workbench.remote.admin import add_researcher, admin_login
 from workbench.remote.config import load_config
 from workbench.remote.identity import load_or_create_identity
@@ -156,7 +156,7 @@ def rerun(researcher, function_name):
     """Call an already-run function again, as a researcher could by hand."""
     factory, datasite_client = next(iter(researcher.items()))
     code = client._latest_code(datasite_client, function_name)
-    inputs = client._code_inputs(datasite_client, code)
+    inputs = code_inputs(code)
     with quiet():
         job = getattr(datasite_client.code, function_name)(**inputs, blocking=False)
         job.wait(timeout=TIMEOUT)
@@ -177,7 +177,7 @@ def test_private_data_refused_before_approval(site):
     assert client.status_table(researcher, "pending_mean")["request"].tolist() == ["pending"]
     code = client._latest_code(datasite_client, "pending_mean")
     with pytest.raises(Exception, match="approval"), quiet():
-        datasite_client.code.pending_mean(**client._code_inputs(datasite_client, code))
+        datasite_client.code.pending_mean(**code_inputs(code))
     assert client.start_runs(researcher, "pending_mean") == {}
     assert "mean" not in client.collect(researcher, "pending_mean").columns
 
@@ -213,7 +213,7 @@ def test_denied_request_never_yields_a_result(site):
     datasite_client = next(iter(researcher.values()))
     code = client._latest_code(datasite_client, "denied_mean")
     with pytest.raises(Exception), quiet():  # noqa: B017 - syft raises its own type
-        datasite_client.code.denied_mean(**client._code_inputs(datasite_client, code))
+        datasite_client.code.denied_mean(**code_inputs(code))
     row = client.collect(researcher, "denied_mean").iloc[0]
     assert "mean" not in row.index and "rejected" in row["error"]
 

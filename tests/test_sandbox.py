@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.sandbox import SandboxLimits, run_in_sandbox
+from workbench.sandbox import Sandbox, SandboxLimits, SandboxPool, run_in_sandbox
 
 FAST = SandboxLimits(timeout_s=20, cpu_s=10, memory_mb=1024, max_processes=16)
 
@@ -158,3 +160,52 @@ def test_seccomp_refuses_kernel_interfaces():
         """
     )
     assert run_in_sandbox(code, "attack", {}, FAST).result == [-1, 1]  # EPERM
+
+
+LEAVE_A_TRACE = """
+import json, os
+seen = [os.path.exists("/tmp/trace"), hasattr(json, "trace")]
+open("/tmp/trace", "w").write("pixels of the last run")
+json.trace = "pixels of the last run"
+return seen
+"""
+
+
+def test_each_run_of_a_pool_gets_a_sandbox_of_its_own():
+    pool = SandboxPool(FAST, preload=("json",))
+    first = pool.run(source(LEAVE_A_TRACE), "attack", {})
+    second = pool.run(source(LEAVE_A_TRACE), "attack", {})
+    assert second.warm, "the second run should find a sandbox started ahead"
+    assert first.result == second.result == [False, False]
+    # The attack: in a sandbox used twice, the second run finds the first's traces.
+    twice = source(LEAVE_A_TRACE, name="leave") + source("leave()\nreturn leave()")
+    assert run_in_sandbox(twice, "attack", {}, FAST).result == [True, True]
+
+
+def test_a_waiting_sandbox_outlives_the_thread_that_ran_before_it():
+    pool = SandboxPool(FAST)
+    job = threading.Thread(target=pool.run, args=(source("return 1"), "attack", {}))
+    job.start()
+    job.join()
+    time.sleep(1.0)  # a sandbox started by the ended thread would be gone by now
+    outcome = pool.run(source("return 2"), "attack", {})
+    assert outcome.warm and outcome.result == 2
+    # The trap the pool's own starter thread avoids: bwrap --die-with-parent kills a
+    # sandbox when the thread that started it ends (a datasite's job threads do).
+    started = []
+    starter = threading.Thread(target=lambda: started.append(Sandbox(FAST)))
+    starter.start()
+    starter.join()
+    deadline = time.monotonic() + 10
+    while started[0].waiting() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not started[0].waiting()
+
+
+def test_the_wall_clock_limit_counts_from_the_run_not_the_sandbox_start():
+    sandbox = Sandbox(SandboxLimits(timeout_s=3, cpu_s=10, memory_mb=1024, max_processes=16))
+    time.sleep(3.5)  # waiting longer than the limit
+    outcome = sandbox.run(source("import time\ntime.sleep(1)\nreturn 'done'"), "attack", {})
+    assert outcome.ok and outcome.result == "done", outcome.error
+    with pytest.raises(WorkbenchError, match="one function only"):
+        sandbox.run(source("return 1"), "attack", {})

@@ -9,7 +9,7 @@ from conftest import DATASET, R1, R2, guest_view
 from syft.service.user.user_roles import ServiceRole
 
 from workbench.remote import client
-from workbench.remote._syft_calls import quiet
+from workbench.remote._syft_calls import code_inputs, quiet
 from workbench.remote.admin import admin_login
 
 pytestmark = pytest.mark.slow
@@ -172,7 +172,7 @@ def test_another_researchers_requests_and_results_stay_hidden(sites, hardened_ca
     assert refused(lambda: other.api.services.job.get(job.id))
     assert refused(lambda: other.api.services.action.get(job.result.id.id))
     assert refused(lambda: other.api.services.code.get_by_id(code.id))
-    inputs = client._code_inputs(own, code)
+    inputs = code_inputs(code)
     assert refused(lambda: other.api.services.code.call(uid=code.id, **inputs))
     row = client.collect({hardened.config.name: other}, "normal_mean").iloc[0]
     assert "mean" not in row.index

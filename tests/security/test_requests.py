@@ -9,7 +9,7 @@ from conftest import DATASET, RESULT_TIMEOUT, SMALL_DATASET, marker_files
 
 from workbench.remote import client, review
 from workbench.remote._entry_function import entry_function
-from workbench.remote._syft_calls import quiet
+from workbench.remote._syft_calls import code_inputs, quiet
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_single_use_request_runs_once(sites, hardened_campaign):
     first = hardened_campaign.row("normal_mean")
     researcher = next(iter(hardened.researcher.values()))
     code = client._latest_code(researcher, "normal_mean")
-    second = call_again(researcher, "normal_mean", **client._code_inputs(researcher, code))
+    second = call_again(researcher, "normal_mean", **code_inputs(code))
     assert isinstance(second, Exception) or second.get("nonce") == first["nonce"], second
 
 

@@ -34,6 +34,13 @@ import click
     help="Also measure the overhead at this many images (200 for the issue's target; "
     "several minutes).",
 )
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Remote runs of the --images figures, each between two local runs (medians).",
+)
 @click.option("--no-load-test", is_flag=True, help="Skip the load test.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option(
@@ -46,6 +53,7 @@ def bench_remote(
     n_images: int,
     upload_mb: float,
     large_images: int,
+    repeats: int,
     no_load_test: bool,
     as_json: bool,
     pooled: bool,
@@ -63,6 +71,7 @@ def bench_remote(
                 upload_mb=upload_mb,
                 large_images=large_images,
                 with_load_test=not no_load_test,
+                repeats=repeats,
             )
     if as_json:
         click.echo(json.dumps(numbers))

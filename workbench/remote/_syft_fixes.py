@@ -22,14 +22,16 @@ the server child forks:
    (researcher code runs in the sandbox, a process started by exec), so the job
    handler runs in a thread of the server, syft's own ``ConsumerType.Thread``.
 4. Queue latency and the producer's cost. The job producer looks for new jobs once a
-   second and dispatches them after a poll that waits up to a second; a job waited
-   2-4 s before any worker saw it. Now a new queue item wakes the producer at once
-   (its one-second look stays, for anything else), and the dispatcher's poll waits
-   0.25 s. Each look also read every *running* job's queue item back from the
-   database (a JSON parse and a signing-key derivation per item) only to skip it (the
-   branch for them is ``pass``): with 40 jobs queued by one researcher that was most
-   of a core, for nothing. The producer is syft's only caller of ``get_by_status``; it
-   now gets no running items (crash recovery reads them with ``get_all``).
+   second and hands them to the dispatcher, which sends them to a worker after its
+   poll of the workers' socket, which waits up to a second; a job waited 2-4 s before
+   any worker saw it. Now a new queue item wakes the producer at once (its one-second
+   look stays, for anything else), and a look that queued a job wakes the
+   dispatcher's poll through a pipe registered beside the socket. Each look also read
+   every *running* job's queue item back from the database (a JSON parse and a
+   signing-key derivation per item) only to skip it (the branch for them is
+   ``pass``): with 40 jobs queued by one researcher that was most of a core, for
+   nothing. The producer is syft's only caller of ``get_by_status``; it now gets no
+   running items (crash recovery reads them with ``get_all``).
 5. A fixed pause before every job. ``handle_message_multiprocessing`` sleeps 0.5 s
    before it starts ("a temp hack to prevent some multithreading issues" of forked
    job processes). Jobs run in threads here (3), and the consumer has stored the
@@ -53,8 +55,11 @@ Installed by the uploads of :mod:`workbench.remote.upload`, in the uploading pro
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import threading
+import weakref
 
 import syft.serde.recursive as serde_recursive
 import syft.serde.recursive_primitives as serde_primitives
@@ -63,17 +68,18 @@ import syft.service.queue.queue as job_queue
 import syft.service.queue.zmq_producer as zmq_producer
 import syft.service.service as service
 import syft.types.syft_object as syft_object
+import zmq
 from syft.server.server import Server
 from syft.service.action.action_object import Action, ActionObject
 from syft.service.migration.migration_service import MigrationService
 from syft.service.queue.queue import ConsumerType
 from syft.service.queue.queue_stash import QueueStash, Status
+from syft.service.queue.zmq_producer import ZMQProducer
 from syft.types.result import Ok
 from syft.types.twin_object import TwinObject
 
 from workbench.remote._patches import Patch
 
-QUEUE_POLL_SECONDS = 0.25
 JOB_START_PAUSE_SECONDS = 0.5  # syft's hard-coded sleep at the start of every job
 
 
@@ -129,10 +135,10 @@ def patches() -> list[Patch]:
             "the producer reads every running job back four times a second to skip it",
         ),
         Patch(
-            zmq_producer,
-            "ZMQ_POLLER_TIMEOUT_MSEC",
-            lambda original: int(QUEUE_POLL_SECONDS * 1000),
-            "the job dispatcher waits up to a second per poll",
+            ZMQProducer,
+            "post_init",
+            _wakeable_dispatcher,
+            "a job the producer queued waits for the dispatcher's poll, up to a second",
         ),
         Patch(
             job_queue,
@@ -175,9 +181,68 @@ def _wake_producer_after(original):
 
 
 def _sleep_until_a_job_is_queued(seconds: float) -> None:
-    """The producer's pause between looks: `seconds`, or until a job is queued."""
+    """The producer's pause between looks: `seconds`, or until a job is queued.
+
+    The pause follows each look, so it first wakes the dispatcher of any job the look
+    just queued.
+    """
+    for poller in list(_dispatch_pollers):
+        poller.wake_if_queued()
     _job_queued.wait(seconds)
     _job_queued.clear()  # before the look, so a job queued during it wakes the next pause
+
+
+_dispatch_pollers: weakref.WeakSet = weakref.WeakSet()
+
+
+class _WakeablePoller(zmq.Poller):
+    """The dispatcher's poller of the workers' socket, plus a pipe that wakes it.
+
+    A wake returns from :meth:`poll` with the socket's events only (often none), so
+    the dispatcher's loop goes round and sends the queued jobs; it never reads the
+    socket when only the pipe was ready.
+    """
+
+    def __init__(self, producer: ZMQProducer) -> None:
+        super().__init__()
+        self.producer = producer
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self.register(self._wake_read, zmq.POLLIN)
+        weakref.finalize(self, _close_all, self._wake_read, self._wake_write)
+
+    def wake_if_queued(self) -> None:
+        """Wake :meth:`poll` if a service holds jobs not yet sent to a worker."""
+        if any(service.requests for service in list(self.producer.services.values())):
+            with contextlib.suppress(BlockingIOError):  # a full pipe is awake already
+                os.write(self._wake_write, b"\0")
+
+    def poll(self, timeout: int | None = None) -> list:
+        events = super().poll(timeout)
+        if not any(fd == self._wake_read for fd, _ in events):
+            return events
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_read, 4096):
+                pass
+        return [(fd, event) for fd, event in events if fd != self._wake_read]
+
+
+def _close_all(*descriptors: int) -> None:
+    for descriptor in descriptors:
+        os.close(descriptor)
+
+
+def _wakeable_dispatcher(original):
+    @functools.wraps(original)
+    def post_init(self):
+        original(self)
+        poller = _WakeablePoller(self)
+        poller.register(self.socket, zmq.POLLIN)
+        self.poll_workers = poller
+        _dispatch_pollers.add(poller)
+
+    return post_init
 
 
 def _scan_only_when_pending(original):

@@ -11,13 +11,15 @@ temporary folder and measures
   ``upload_api_mb_per_s``: the same folder through syft's API only (an admin on
   another machine);
 * ``local_s``: :func:`~workbench.remote.counting.count_crystals` on the images in this
-  process (mean of one run before and one after the remote run, since other work on
-  the machine changes the speed);
+  process; each remote run is compared with the mean of the local runs just before
+  and just after it, since other work on the machine changes the speed by up to 20 %
+  from one run to the next (``local_runs_s`` lists them all);
 * ``remote_s``: the same function on the same images as an approved job on the
   datasite, from starting the run to holding the result (queue, worker, loading the
-  asset, the sandboxed run, storing and fetching the result);
-* ``overhead_pct``: ``100 * (remote_s - local_s) / local_s`` (targets: at most 15 at 20
-  images, 5 at 200);
+  asset, the sandboxed run, storing and fetching the result); ``repeats`` runs, each
+  a request of its own (``remote_runs_s``);
+* ``overhead_pct``: the median over the remote runs of ``100 * (remote / local - 1)``
+  (targets: at most 15 at 20 images, 5 at 200); the other figures are medians too;
 * ``remote_compute_s``: the time the function itself spent counting inside the job,
   and ``syft_overhead_s`` / ``syft_overhead_pct``: ``remote_s`` minus that, absolute
   and relative to it (what the round trip adds, apart from the counting running at
@@ -27,7 +29,8 @@ temporary folder and measures
   ``unsandboxed_overhead_pct``, and ``sandbox_cost_s`` (their difference);
 * ``sandbox_start_s``: median time to start a sandbox and call a trivial function
   in it (5 runs);
-* with ``large_images``: ``large`` holds the local/remote figures at that many images;
+* with ``large_images``: ``large`` holds the local/remote figures at that many images
+  (one remote run);
 * with ``load_test``: ``load`` holds :func:`load_test`'s figures (10 researchers x 3
   requests at once on the same datasite);
 * ``load_average``: the machine's 1-minute load average before and after, since the
@@ -45,6 +48,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import statistics
@@ -73,6 +77,7 @@ def bench_remote(
     *,
     large_images: int = 0,
     with_load_test: bool = True,
+    repeats: int = 3,
     say: Callable[[str], None] | None = None,
 ) -> dict:
     """Measure launch, upload and round-trip overhead; return the numbers (seconds, %).
@@ -87,6 +92,8 @@ def bench_remote(
         Also measure the overhead at this many images (0: not).
     with_load_test : bool
         Also run :func:`load_test` on the datasite.
+    repeats : int
+        Remote runs (each between two local runs) behind the `n_images` figures.
     say : callable, optional
         Receives progress lines (default: stderr).
     """
@@ -134,7 +141,7 @@ def bench_remote(
                 "upload_mb": round(direct.megabytes, 1),
                 "upload_mb_per_s": round(direct.megabytes_per_second, 1),
                 "upload_api_mb_per_s": round(through_api.megabytes_per_second, 1),
-                **_overhead(config, plain, images, "bench", say),
+                **_overhead(config, plain, images, "bench", say, repeats),
                 "sandbox_start_s": round(sandbox_start_s, 3),
             }
             if large_images:
@@ -153,54 +160,93 @@ def bench_remote(
 
 
 def _overhead(
-    config: Any, plain: Any, images: Path, dataset: str, say: Callable[[str], None]
+    config: Any,
+    plain: Any,
+    images: Path,
+    dataset: str,
+    say: Callable[[str], None],
+    repeats: int = 1,
 ) -> dict:
-    """Local against remote counting of the folder `images` (and on `plain`, if given)."""
+    """Local against remote counting of the folder `images` (and on `plain`, if given).
+
+    The runs interleave: local, remote (and unsandboxed), local, remote, ..., local.
+    Each remote run is compared with the mean of the local runs on either side of it
+    (the speed of this machine drifts with other work); the figures are the medians
+    over the `repeats` remote runs.
+    """
     from workbench.remote import client, counting, review
     from workbench.remote.admin import add_researcher, admin_login
     from workbench.remote.upload import image_batch, read_image_folder, upload_folder
 
     read = read_image_folder(images)
     batch = image_batch(read.images, read.files, "legacy", 2.0)
-    local, before_s = _timed(counting.count_crystals, batch)
-    say(f"local: {len(read.images)} images in {before_s:.1f} s")
-    remote_runs = {}
-    for site in [config] + ([plain] if plain is not None else []):
+    sites = [config] + ([plain] if plain is not None else [])
+    researchers = {}
+    for site in sites:
         admin = admin_login(site)
         email = f"{dataset}-{RESEARCHER}"
         password = add_researcher(admin, email, "Bench")
         upload_folder(admin.client, images, dataset, "legacy", progress=False, mock_shape=TINY_MOCK)
-        researcher = client.login([site], email, password)
-        client.submit(researcher, counting.count_crystals, dataset)
-        review.approve(review.list_requests(admin, "pending")[0])
-        remote_runs[site.name] = _timed(_remote_run, researcher, "count_crystals")
-        say(f"remote ({site.name}): {len(read.images)} images in {remote_runs[site.name][1]:.1f} s")
-    # Other work on the machine changes the speed: bracket the remote runs.
-    _, after_s = _timed(counting.count_crystals, batch)
-    say(f"local again: {after_s:.1f} s")
-    local_s = (before_s + after_s) / 2
-    table, remote_s = remote_runs[config.name]
-    remote = table.iloc[0]
-    if remote.get("mean_count") != local["mean_count"]:
-        raise RuntimeError(f"remote result {dict(remote)} differs from local {local}")
-    compute_s = float(remote["seconds"])
+        researchers[site.name] = (admin, client.login([site], email, password))
+
+    def local_run() -> tuple[dict, float]:
+        summary, seconds = _timed(counting.count_crystals, batch)
+        say(f"local: {len(read.images)} images in {seconds:.1f} s")
+        return summary, seconds
+
+    local, first_s = local_run()
+    local_runs, runs = [first_s], {site.name: [] for site in sites}
+    for repeat in range(repeats):
+        name = f"count_crystals_{repeat}"
+        for site in sites:
+            admin, researcher = researchers[site.name]
+            client.submit(researcher, _renamed(counting.count_crystals, name), dataset)
+            review.approve(review.list_requests(admin, "pending")[0])
+            table, seconds = _timed(_remote_run, researcher, name)
+            remote = table.iloc[0]
+            if remote.get("mean_count") != local["mean_count"]:
+                raise RuntimeError(f"remote result {dict(remote)} differs from local {local}")
+            runs[site.name].append((seconds, float(remote["seconds"])))
+            say(f"remote ({site.name}): {len(read.images)} images in {seconds:.1f} s")
+        local_runs.append(local_run()[1])
+    brackets = [(before + after) / 2 for before, after in itertools.pairwise(local_runs)]
+    remote_s = [seconds for seconds, _ in runs[config.name]]
+    compute_s = [compute for _, compute in runs[config.name]]
     numbers = {
-        "local_s": round(local_s, 2),
-        "local_runs_s": [round(before_s, 2), round(after_s, 2)],
-        "remote_s": round(remote_s, 2),
-        "overhead_pct": round(100.0 * (remote_s - local_s) / local_s, 1),
-        "remote_compute_s": round(compute_s, 2),
-        "syft_overhead_s": round(remote_s - compute_s, 2),
-        "syft_overhead_pct": round(100.0 * (remote_s / compute_s - 1.0), 1),
+        "local_s": round(statistics.median(brackets), 2),
+        "local_runs_s": [round(seconds, 2) for seconds in local_runs],
+        "remote_s": round(statistics.median(remote_s), 2),
+        "remote_runs_s": [round(seconds, 2) for seconds in remote_s],
+        "overhead_pct": _median_pct(remote_s, brackets),
+        "remote_compute_s": round(statistics.median(compute_s), 2),
+        "syft_overhead_s": round(
+            statistics.median(
+                total - compute for total, compute in zip(remote_s, compute_s, strict=True)
+            ),
+            2,
+        ),
+        "syft_overhead_pct": _median_pct(remote_s, compute_s),
     }
     if plain is not None:
-        _, plain_s = remote_runs[plain.name]
+        plain_s = [seconds for seconds, _ in runs[plain.name]]
         numbers.update(
-            unsandboxed_remote_s=round(plain_s, 2),
-            unsandboxed_overhead_pct=round(100.0 * (plain_s - local_s) / local_s, 1),
-            sandbox_cost_s=round(remote_s - plain_s, 2),
+            unsandboxed_remote_s=round(statistics.median(plain_s), 2),
+            unsandboxed_overhead_pct=_median_pct(plain_s, brackets),
+            sandbox_cost_s=round(
+                statistics.median(
+                    mine - other for mine, other in zip(remote_s, plain_s, strict=True)
+                ),
+                2,
+            ),
         )
     return numbers
+
+
+def _median_pct(values: list[float], references: list[float]) -> float:
+    """Median over pairs of how much longer each value took than its reference, in %."""
+    return round(
+        statistics.median(100.0 * (v / r - 1.0) for v, r in zip(values, references, strict=True)), 1
+    )
 
 
 def load_test(

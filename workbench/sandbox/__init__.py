@@ -8,6 +8,8 @@ empty environment, an unprivileged user, ``no_new_privs``, rlimits on CPU second
 address space, file size and processes, and a wall-clock timeout. Inputs go in on
 standard input as ``.npy`` arrays plus plain metadata; the result comes back as JSON.
 If the sandbox cannot start, the run fails: there is no in-process fallback.
+A datasite runs researcher code through a :class:`SandboxPool`, which starts each
+run's sandbox before the run is known (each still runs one function only).
 
 Examples
 --------
@@ -17,6 +19,14 @@ Examples
 """
 
 from workbench.sandbox.limits import SandboxLimits
-from workbench.sandbox.run import SandboxOutcome, run_in_sandbox, sandbox_command
+from workbench.sandbox.pool import SandboxPool
+from workbench.sandbox.run import Sandbox, SandboxOutcome, run_in_sandbox, sandbox_command
 
-__all__ = ["SandboxLimits", "SandboxOutcome", "run_in_sandbox", "sandbox_command"]
+__all__ = [
+    "Sandbox",
+    "SandboxLimits",
+    "SandboxOutcome",
+    "SandboxPool",
+    "run_in_sandbox",
+    "sandbox_command",
+]

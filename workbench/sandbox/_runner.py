@@ -1,18 +1,22 @@
-"""Entry point inside the sandbox: ``python -I -m workbench.sandbox._runner LIMITS_JSON``.
+"""Entry point inside the sandbox: ``python -I -m workbench.sandbox._runner LIMITS PRELOAD``.
 
 Runs as root of the sandbox only long enough to become ``nobody`` (so the process
-limit applies: the kernel exempts root from it), sets its rlimits, reads the inputs
-from standard input, runs the function and writes one JSON report on the original
-standard output. The function's own ``print`` output is captured and its file
-descriptors 1 and 2 point at standard error, so it cannot interleave with the report
-by accident (on purpose it can: the parent treats the report as untrusted data).
+limit applies: the kernel exempts root from it), sets its rlimits, imports the
+modules of the ``PRELOAD`` JSON list, then waits on standard input for the function
+and its inputs (so a sandbox can be started before its run is known), runs the
+function once (the process takes its name, for ``ps``) and writes one JSON report on
+the original standard output. The function's own ``print`` output is captured and its
+file descriptors 1 and 2 point at standard error, so it cannot interleave with the
+report by accident (on purpose it can: the parent treats the report as untrusted data).
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import ctypes
 import errno
+import importlib
 import io
 import json
 import os
@@ -22,6 +26,7 @@ import time
 import traceback
 
 NOBODY = 65534
+_PR_SET_NAME = 15
 _MIB = 1 << 20
 
 
@@ -63,6 +68,20 @@ def _set_limits(limits: dict) -> None:
         resource.setrlimit(getattr(resource, name), (soft, hard))
 
 
+def _preload(modules: list[str]) -> None:
+    """Import `modules` while the sandbox waits for its run."""
+    for module in modules:
+        with contextlib.suppress(Exception):  # a function imports what it needs itself
+            importlib.import_module(module)
+
+
+def _name_process(function_name: str) -> None:
+    """Show the function's name as this process's name (``ps``, ``top``: 15 characters)."""
+    name = "".join(c for c in function_name if c.isascii() and (c.isalnum() or c == "_"))
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name[:15].encode(), 0, 0, 0)
+
+
 def _function(source: str, name: str):
     """Compile `source` without decorators (syft ships them) and return `name`."""
     tree = ast.parse(source)
@@ -94,14 +113,25 @@ def main() -> None:
     limits = json.loads(sys.argv[1])
     _set_limits(limits)
     report_fd = os.dup(1)
-    os.dup2(2, 1)  # C-level writes of the function land in the captured stderr
+    os.dup2(2, 1)  # C-level writes (of imports too) land in the captured stderr
+    _preload(json.loads(sys.argv[2]))
+    from workbench.sandbox._transfer import (
+        NotPlainDataError,
+        plain_result,
+        read_function,
+        read_inputs,
+    )
+
+    try:
+        source, name = read_function(sys.stdin.buffer)
+    except Exception:
+        return  # closed before a run was handed over: nothing ran
+    _name_process(name)
     printed = io.StringIO()
     started = time.perf_counter()
     try:
-        from workbench.sandbox._transfer import NotPlainDataError, plain_result, read_inputs
-
         kwargs = read_inputs(sys.stdin.buffer)
-        function = _function(sys.argv[2], sys.argv[3])
+        function = _function(source, name)
         parameters = function.__code__.co_varnames[: function.__code__.co_argcount]
         if "datasite" in parameters:
             kwargs["datasite"] = ProgressStub()

@@ -1,17 +1,20 @@
 """What crosses the sandbox boundary: arrays and plain metadata in, JSON out.
 
-Inputs are written as one length-prefixed JSON header (the value tree with every
-array replaced by a reference) followed by the arrays in ``.npy`` format; no pickle
-is ever read on either side. A result is plain data: None, bools, numbers,
-strings, lists and dicts with string keys; anything else is refused with its type
-named.
+A call is written as two length-prefixed JSON headers (the function's source and
+name, then the value tree of its arguments with every array replaced by a reference)
+followed by the arrays in ``.npy`` format; no pickle is ever read on either side. A
+result is plain data: None, bools, numbers, strings, lists and dicts with string keys;
+anything else is refused with its type named.
 
 Examples
 --------
 >>> import io, numpy as np
 >>> stream = io.BytesIO()
->>> write_inputs(stream, {"images": {"images": [np.zeros((2, 3), np.uint8)], "camera": "legacy"}})
+>>> batch = {"images": [np.zeros((2, 3), np.uint8)], "camera": "legacy"}
+>>> write_call(stream, "def f(images):\\n    return 1\\n", "f", {"images": batch})
 >>> _ = stream.seek(0)
+>>> read_function(stream)[1]
+'f'
 >>> read_inputs(stream)["images"]["images"][0].shape
 (2, 3)
 >>> plain_result({"n": np.int64(3), "d": [1.5, None]})
@@ -34,8 +37,11 @@ _LENGTH = struct.Struct("<Q")
 _MAX_DEPTH = 16
 
 
-def write_inputs(stream: BinaryIO, kwargs: dict[str, Any]) -> None:
-    """Write `kwargs` (plain values and numeric arrays) to `stream`.
+def write_call(stream: BinaryIO, source: str, function_name: str, kwargs: dict[str, Any]) -> None:
+    """Write which function to run (`source`, `function_name`), then its `kwargs`.
+
+    `kwargs` are plain values and numeric arrays. They are encoded before anything is
+    written, so an input that cannot cross fails with nothing sent.
 
     Raises
     ------
@@ -43,21 +49,41 @@ def write_inputs(stream: BinaryIO, kwargs: dict[str, Any]) -> None:
         If a value is of a type that cannot cross the boundary (named in the message).
     """
     arrays: list[np.ndarray] = []
-    header = json.dumps(_encode(kwargs, arrays, "inputs", 0)).encode()
-    stream.write(_LENGTH.pack(len(header)))
-    stream.write(header)
+    tree = _encode(kwargs, arrays, "inputs", 0)
+    _write_header(stream, {"source": source, "function": function_name})
+    _write_header(stream, tree)
     writer = _PipeEnd(stream.write)
     for array in arrays:
         np.lib.format.write_array(writer, array, allow_pickle=False)
     stream.flush()
 
 
+def read_function(stream: BinaryIO) -> tuple[str, str]:
+    """Read the ``(source, function_name)`` that :func:`write_call` wrote first.
+
+    A started sandbox waits here until its run is handed over; :func:`read_inputs`
+    then reads the arguments.
+    """
+    header = _read_header(stream)
+    return str(header["source"]), str(header["function"])
+
+
 def read_inputs(stream: BinaryIO) -> dict[str, Any]:
-    """Read what :func:`write_inputs` wrote."""
-    (length,) = _LENGTH.unpack(stream.read(_LENGTH.size))
-    tree = json.loads(stream.read(length))
+    """Read the arguments :func:`write_call` wrote after the function."""
+    tree = _read_header(stream)
     arrays: dict[int, np.ndarray] = {}
     return _decode(tree, arrays, _PipeEnd(stream.read))
+
+
+def _write_header(stream: BinaryIO, tree: Any) -> None:
+    header = json.dumps(tree).encode()
+    stream.write(_LENGTH.pack(len(header)))
+    stream.write(header)
+
+
+def _read_header(stream: BinaryIO) -> Any:
+    (length,) = _LENGTH.unpack(stream.read(_LENGTH.size))
+    return json.loads(stream.read(length))
 
 
 class _PipeEnd:

