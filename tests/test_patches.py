@@ -185,6 +185,31 @@ def test_a_look_that_queued_a_job_wakes_the_dispatchers_poll():
         socket.close(linger=0)
 
 
+def test_dispatching_a_job_does_not_read_stored_inputs():
+    import types
+
+    from syft.service.action.action_data_empty import ActionDataEmpty
+    from syft.service.action.action_object import ActionObject
+    from syft.types.uid import UID
+
+    stored = ActionObject.from_obj([1, 2, 3])
+    stored.syft_blob_storage_entry_id = UID()
+    stored.syft_action_data_cache = ActionDataEmpty()
+    in_memory = ActionObject.from_obj([4, 5])
+    store = {stored.id: stored, in_memory.id: in_memory}
+    walked = []
+    check = _syft_fixes._stop_at_stored_values(
+        lambda self, arg, recursion=0: walked.append(arg) or "walked"
+    )
+    producer = types.SimpleNamespace(
+        auth_context=None,
+        action_service=types.SimpleNamespace(get=lambda context, uid: store[uid]),
+    )
+    assert check(producer, stored.id).unwrap() is False  # its blob is never read
+    assert check(producer, in_memory.id) == "walked"  # syft's own walk, unchanged
+    assert walked == [in_memory]
+
+
 def test_the_producer_gets_no_running_items_and_the_rest_unchanged():
     from syft.service.queue.queue_stash import Status
 
