@@ -229,14 +229,54 @@ def test_the_action_store_is_scanned_only_when_a_class_is_pending():
     scan = _syft_fixes._scan_only_when_pending(
         lambda self, context, get_all=False: scans.append(get_all) or Ok({"scanned": 1})
     )
-    for pending, get_all, expected, scanned in (
-        ([], False, {}, []),
-        (["ActionObject"], False, {"scanned": 1}, [False]),
-        ([], True, {"scanned": 1}, [True]),
+    for pending, get_all, in_a_job, expected, scanned in (
+        ([], False, False, {}, []),
+        (["ActionObject"], False, False, {"scanned": 1}, [False]),
+        (["ActionObject"], False, True, {}, []),  # the datasite's server scanned at start
+        ([], True, False, {"scanned": 1}, [True]),
     ):
         scans.clear()
         service = types.SimpleNamespace(
             _find_klasses_pending_for_migration=lambda context, object_types, p=pending: Ok(p)
         )
-        assert scan(service, "context", get_all=get_all).unwrap() == expected
+        context = _context(in_a_job)
+        assert scan(service, context, get_all=get_all).unwrap() == expected
         assert scans == scanned
+
+
+def _context(in_a_job: bool) -> types.SimpleNamespace:
+    """A service context of the datasite's server, or of a Server a job built."""
+    return types.SimpleNamespace(server=types.SimpleNamespace(is_subprocess=in_a_job))
+
+
+def test_a_jobs_server_does_not_load_every_submitted_function():
+    loads = []
+    load_user_code = _syft_fixes._load_code_in_server_only(
+        lambda self, context: loads.append(context)
+    )
+    load_user_code(None, _context(in_a_job=True))
+    assert loads == []
+    server_context = _context(in_a_job=False)
+    load_user_code(None, server_context)
+    assert loads == [server_context]
+
+
+def test_a_job_reads_a_stored_input_once():
+    from syft.service.action.action_data_empty import ActionDataEmpty
+    from syft.service.action.action_object import ActionObject
+    from syft.types.uid import UID
+
+    stored = ActionObject.from_obj({"images": [1, 2]})
+    stored.syft_blob_storage_entry_id = UID()
+    stored.syft_action_data_cache = ActionDataEmpty()
+    in_memory = ActionObject.from_obj([ActionObject.from_obj(4)])
+    store = {stored.id: stored, in_memory.id: in_memory}
+    flattened = []
+    flatten = _syft_fixes._flatten_only_unstored(
+        lambda self, context, arg: flattened.append(arg)
+    )
+    service = types.SimpleNamespace(get=lambda context, uid: store[uid])
+    context = types.SimpleNamespace(as_root_context=lambda: "root")
+    flatten(service, context, stored.id)  # its blob is not read to look inside
+    flatten(service, context, in_memory.id)  # syft's own flattening, unchanged
+    assert flattened == [in_memory.id]

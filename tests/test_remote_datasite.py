@@ -19,7 +19,7 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.remote import client, review
-from workbench.remote._syft_calls import code_inputs, quiet
+from workbench.remote._syft_calls import code_inputs, quiet, request_status, status_name
 from workbench.remote.admin import add_researcher, admin_login
 from workbench.remote.config import load_config
 from workbench.remote.identity import load_or_create_identity
@@ -216,6 +216,10 @@ def test_denied_request_never_yields_a_result(site):
         datasite_client.code.denied_mean(**code_inputs(code))
     row = client.collect(researcher, "denied_mean").iloc[0]
     assert "mean" not in row.index and "rejected" in row["error"]
+    # the status read from a request agrees with syft's (which asks the datasite twice)
+    requests = review.list_requests(site["admin"])
+    statuses = [(request_status(r), status_name(r.status)) for r in requests]
+    assert all(ours == syfts for ours, syfts in statuses) and ("rejected", "rejected") in statuses
 
 
 def test_raw_images_refused_by_output_rule_then_released_with_recorded_override(site):

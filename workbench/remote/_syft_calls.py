@@ -41,6 +41,27 @@ def status_name(status: Any) -> str:
     return str(getattr(status, "name", status)).lower()
 
 
+def request_status(request: Any) -> str:
+    """A code request's status read from the request itself: ``pending``, ``approved``
+    or ``rejected``.
+
+    syft's ``request.status`` asks the datasite twice (a deployment check, then a fresh
+    copy of the request); a request just fetched already holds its history. The rule
+    is syft's: approved when every change's last state is applied.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> request_status(SimpleNamespace(history=[], changes=[1]))
+    'pending'
+    """
+    if not request.history:
+        return "pending"
+    applied = request.current_change_state
+    approved = all(applied.values()) and len(applied) == len(request.changes)
+    return "approved" if approved else "rejected"
+
+
 def code_inputs(code: Any) -> dict[str, Any]:
     """A submitted function's inputs: ``{parameter: asset action id (a syft UID)}``.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.remote._syft_calls import quiet, reason, status_name
+from workbench.remote._syft_calls import quiet, reason, request_status
 from workbench.remote.config import DatasiteConfig, OutputRule
 from workbench.remote.identity import admin_password
 from workbench.sandbox import SandboxLimits
@@ -126,7 +126,7 @@ def datasite_summary(session: AdminSession) -> dict:
     with quiet():
         datasets = [dataset.name for dataset in admin.datasets.get_all()]
         users = len(admin.users.get_all())
-        pending = sum(1 for request in admin.requests if status_name(request.status) == "pending")
+        pending = sum(1 for request in admin.requests if request_status(request) == "pending")
     return {
         "datasets": datasets,
         "users": users,

@@ -28,7 +28,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.remote import held
-from workbench.remote._syft_calls import code_inputs, quiet, reason, status_name
+from workbench.remote._syft_calls import code_inputs, quiet, reason, request_status, status_name
 from workbench.remote.config import DatasiteConfig, load_config
 
 Clients = dict[str, Any]  # factory name -> logged-in syft DatasiteClient
@@ -197,7 +197,7 @@ def _status_row(factory: str, client: Any | None, function_name: str) -> dict[st
     if code is None:
         return row
     request = _request_for(client, code)
-    row["request"] = status_name(request.status) if request else "unknown"
+    row["request"] = request_status(request) if request else "unknown"
     if request is not None and row["request"] == "rejected":
         row["reason"] = _text(request.deny_reason)
     job = _latest_job(client, code)
@@ -250,7 +250,7 @@ def _startable_code(client: Any, function_name: str) -> Any | None:
     """The approved code of `function_name` if a run of it may start now."""
     code = _latest_code(client, function_name)
     request = _request_for(client, code) if code is not None else None
-    if request is None or status_name(request.status) != "approved":
+    if request is None or request_status(request) != "approved":
         return None
     previous = _latest_job(client, code)
     if previous is not None and status_name(previous.status) not in _FAILED:
@@ -449,7 +449,8 @@ def _dataset_assets(client: Any, dataset: str, *, required: bool) -> list:
 
 
 def _latest_code(client: Any, function_name: str) -> Any | None:
-    codes = [code for code in client.code.get_all() if code.service_func_name == function_name]
+    # Asks for this name only: listing every function sent grows with the history.
+    codes = client.api.services.code.get_by_service_func_name(function_name)
     return max(codes, key=lambda code: str(code.submit_time), default=None)
 
 

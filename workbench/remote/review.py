@@ -35,7 +35,7 @@ import pandas as pd
 from workbench.errors import WorkbenchError
 from workbench.privacy import audit
 from workbench.remote import held as held_store
-from workbench.remote._syft_calls import code_inputs, quiet, reason, status_name
+from workbench.remote._syft_calls import code_inputs, quiet, reason, request_status, status_name
 from workbench.remote.admin import AdminSession
 from workbench.remote.code_findings import Finding, scan_code
 from workbench.remote.output_rule import OVERRIDE_TAG, output_rule_violation
@@ -54,7 +54,7 @@ def list_requests(session: AdminSession, status: str | None = None) -> list:
     with quiet():
         requests = list(session.client.requests)
     if status is not None:
-        requests = [request for request in requests if status_name(request.status) == status]
+        requests = [request for request in requests if request_status(request) == status]
     return sorted(requests, key=lambda request: str(request.request_time), reverse=True)
 
 
@@ -65,7 +65,7 @@ def requests_table(requests: list) -> pd.DataFrame:
             "id": str(request.id),
             "function": request.code.service_func_name,
             "researcher": request.requesting_user_email,
-            "status": status_name(request.status),
+            "status": request_status(request),
             "submitted": str(request.request_time),
             "findings": len(findings(request)),
             "override": OVERRIDE_TAG in request.tags,

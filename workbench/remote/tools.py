@@ -466,7 +466,7 @@ def inbox(session: Any) -> list[Publication]:
     session : AdminSession
         From :func:`workbench.remote.admin.admin_login`.
     """
-    from workbench.remote._syft_calls import quiet, status_name
+    from workbench.remote._syft_calls import quiet, request_status
 
     with quiet():
         requests = list(session.client.requests)
@@ -479,7 +479,7 @@ def inbox(session: Any) -> list[Publication]:
             Publication(
                 manifest_from_source(code.raw_code),
                 request.requesting_user_email,
-                status_name(request.status),
+                request_status(request),
                 str(request.request_time),
                 request,
             )

@@ -194,6 +194,7 @@ class Sandbox:
         finally:
             if seccomp is not None:
                 seccomp.close()
+        _widen_pipe(self._process.stdin)
         cap = self.limits.max_output_kb * 1024
         self._report, self._printed = bytearray(), bytearray()
         self._readers = [
@@ -385,6 +386,14 @@ def _reader(pipe, into: bytearray, cap: int) -> threading.Thread:
                 into.extend(chunk[: cap - len(into)])
 
     return threading.Thread(target=read, daemon=True)
+
+
+def _widen_pipe(pipe) -> None:
+    """Let the input pipe hold 1 MiB: 16 times fewer hand-overs of a batch's megabytes."""
+    import fcntl
+
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
 def _kill_group(process: subprocess.Popen) -> None:
