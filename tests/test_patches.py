@@ -280,3 +280,21 @@ def test_a_job_reads_a_stored_input_once():
     flatten(service, context, stored.id)  # its blob is not read to look inside
     flatten(service, context, in_memory.id)  # syft's own flattening, unchanged
     assert flattened == [in_memory.id]
+
+
+def test_every_sqlite_connection_gets_syfts_settings(tmp_path):
+    from syft.server.credentials import SyftSigningKey
+    from syft.store.db.sqlite import SQLiteDBConfig, SQLiteDBManager
+    from syft.types.uid import UID
+
+    def synchronous_levels(manager_class) -> list[int]:
+        config = SQLiteDBConfig(path=tmp_path, filename=f"{manager_class.__name__}.db")
+        key = SyftSigningKey.generate().verify_key
+        manager = manager_class(config=config, server_uid=UID(), root_verify_key=key)
+        with manager.engine.connect() as first, manager.engine.connect() as second:
+            return [c.exec_driver_sql("PRAGMA synchronous").scalar() for c in (first, second)]
+
+    patched = _syft_fixes._settings_on_every_connection(SQLiteDBManager.update_settings)
+    fixed = type("Fixed", (SQLiteDBManager,), {"update_settings": patched})
+    assert synchronous_levels(fixed) == [1, 1]  # NORMAL: no disk sync per commit
+    assert 2 in synchronous_levels(SQLiteDBManager)  # syft's own: FULL on the working ones
