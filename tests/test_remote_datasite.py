@@ -19,6 +19,7 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.remote import client, review
+from workbench.remote._job_wait import latest_jobs
 from workbench.remote._syft_calls import code_inputs, quiet, request_status, status_name
 from workbench.remote.admin import add_researcher, admin_login
 from workbench.remote.config import load_config
@@ -50,6 +51,15 @@ def deposited_mean(images):
     import numpy as np
 
     return {"mean": float(np.mean(images["images"][0]))}
+
+
+def slow_mean(images):
+    import time
+
+    import numpy as np
+
+    time.sleep(2)
+    return {"mean": float(np.mean([np.mean(frame) for frame in images["images"]]))}
 
 
 def sneaky(images):
@@ -198,6 +208,18 @@ def test_forbidden_code_is_flagged_and_not_approved_without_override(site):
     with pytest.raises(WorkbenchError, match="finding"):
         review.approve(request)
     assert client.status_table(site["r1"], "sneaky")["request"].tolist() == ["pending"]
+
+
+def test_one_question_waits_at_the_datasite_for_the_end_of_a_run(site):
+    researcher = site["r1"]
+    client.submit(researcher, slow_mean, DATASET)
+    review.approve(request_for(site["admin"], "slow_mean"))
+    client.start_runs(researcher, "slow_mean")
+    datasite_client = next(iter(researcher.values()))
+    code = client._latest_code(datasite_client, "slow_mean")
+    assert not latest_jobs(datasite_client, code.id)[0].resolved  # asked at once: running
+    assert latest_jobs(datasite_client, code.id, wait_s=60)[0].resolved  # one question
+    assert release_all([site], "slow_mean") == 1  # its result was held for review
 
 
 def test_denied_request_never_yields_a_result(site):

@@ -28,6 +28,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.remote import held
+from workbench.remote._job_wait import latest_jobs
 from workbench.remote._syft_calls import code_inputs, quiet, reason, request_status, status_name
 from workbench.remote.config import DatasiteConfig, load_config
 
@@ -263,9 +264,7 @@ def _startable_code(client: Any, function_name: str) -> Any | None:
 def _start_run(factory: str, client: Any, code: Any) -> Any:
     try:
         with quiet():
-            return getattr(client.code, code.service_func_name)(
-                **code_inputs(code), blocking=False
-            )
+            return getattr(client.code, code.service_func_name)(**code_inputs(code), blocking=False)
     except Exception as error:
         raise WorkbenchError(
             f"{factory} refused to run {code.service_func_name}: {reason(error)}"
@@ -295,9 +294,11 @@ def wait_for_results(
     factory, unless `restart_interrupted` is False (its approval stands: no new
     review is needed).
 
-    Polls every `poll_seconds` at first, then every 1.5 % of the time waited so far (at
-    most every 2 s): a finished run is noticed late by at most 1.5 % of its duration,
-    and a long run is not slowed by a stream of status requests to its datasite.
+    Each question to a datasite about a running job waits there until the job has
+    ended (up to 10 s, see :mod:`workbench.remote._job_wait`): the end is noticed at
+    once, and a long run is not slowed by a stream of questions to its datasite. While
+    a datasite is down, or only held results are awaited, this asks every
+    `poll_seconds` at first, then every 1.5 % of the time waited so far (at most 2 s).
 
     Raises
     ------
@@ -321,13 +322,16 @@ def wait_for_results(
     jobs: dict[str, Any] = {}  # each factory's latest job, as last seen
     down: dict[str, float] = {}  # factory -> since when it does not answer
     restarted: set[str] = set()
+    running: list[str] = []
     while True:
-        running, held_back = [], []
+        was_running, running, held_back, asked_to_wait = running, [], [], False
         for factory, client in clients.items():
             try:
                 if factory not in codes:
                     codes[factory] = _latest_code(client, function_name)
-                state, jobs[factory] = _run_state(client, codes[factory])
+                wait_s = max(0.0, deadline - clock()) if factory in was_running else 0.0
+                state, jobs[factory] = _run_state(client, codes[factory], wait_s)
+                asked_to_wait = asked_to_wait or wait_s > 0
                 if factory in down:
                     waited = clock() - down.pop(factory)
                     notify(f"{factory} answers again after {waited:.0f} s; the wait resumes")
@@ -364,18 +368,19 @@ def wait_for_results(
             raise WorkbenchError(
                 f"{function_name} still running after {timeout:.0f} s on {', '.join(running)}{gone}"
             )
-        time.sleep(min(2.0, max(poll_seconds, _POLL_FRACTION * (clock() - started))))
+        if not asked_to_wait:  # no datasite held the question back: pause here instead
+            time.sleep(min(2.0, max(poll_seconds, _POLL_FRACTION * (clock() - started))))
 
 
-# A poll costs the datasite 15-25 ms of CPU (a signed API call): 1.5 % of the time
-# waited keeps a 12 s run's polls to about a hundred, and its lateness under 0.2 s.
+# A question costs the datasite 15-100 ms of its one process (a signed API call).
 _POLL_FRACTION = 0.015
 
 
-def _run_state(client: Any, code: Any | None) -> tuple[str, Any]:
+def _run_state(client: Any, code: Any | None, wait_s: float = 0.0) -> tuple[str, Any]:
     """The latest job of `code` and its state: ``running``, ``interrupted``, ``held``,
-    ``released``, ``withheld`` or empty."""
-    job = _latest_job(client, code) if code is not None else None
+    ``released``, ``withheld`` or empty; asked of a datasite that answers once a job
+    has ended or `wait_s` seconds have passed."""
+    job = _latest_job(client, code, wait_s) if code is not None else None
     if job is None:
         return "", None
     if not job.resolved:
@@ -461,8 +466,8 @@ def _request_for(client: Any, code: Any) -> Any | None:
     return None
 
 
-def _latest_job(client: Any, code: Any) -> Any | None:
-    jobs = client.api.services.job.get_by_user_code_id(code.id)
+def _latest_job(client: Any, code: Any, wait_s: float = 0.0) -> Any | None:
+    jobs = latest_jobs(client, code.id, wait_s)
     return max(jobs, key=lambda job: str(job.creation_time), default=None)
 
 

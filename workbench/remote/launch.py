@@ -265,9 +265,10 @@ def serve(config: DatasiteConfig, hardening: bool = True) -> None:
 
     for name in secrets:  # keep them out of the server child's environment
         del os.environ[name]
-    from workbench.remote import _hardening, _patches, _recovery, _syft_fixes
+    from workbench.remote import _hardening, _job_wait, _patches, _recovery, _syft_fixes
 
     _patches.install(_syft_fixes.patches())  # restart and speed fixes: always on
+    _patches.install(_job_wait.patches())  # a job's end told at once: always on
     _patches.install(_recovery.patches(config))  # crash recovery: always on
     if hardening:
         _patches.install(_hardening.patches(config))
