@@ -68,9 +68,10 @@ def test_an_interrupted_upload_resumes_and_sends_only_what_is_missing(site, tmp_
     config, admin = site["config"], site["admin"].client
     folder = tmp_path / "frames"
     folder.mkdir()
-    # 10 batches: Ctrl-C follows the first stored batch within a poll (20 ms); the
-    # other nine take seconds even on a quiet machine.
-    frames = [np.random.default_rng(i).integers(0, 256, (1024, 1280), np.uint8) for i in range(10)]
+    # 24 batches: Ctrl-C follows the first stored batch within a poll (20 ms); the
+    # others take seconds, even on a quiet machine with a fast datasite (10 were not
+    # always enough when the suite kept this process from polling).
+    frames = [np.random.default_rng(i).integers(0, 256, (1024, 1280), np.uint8) for i in range(24)]
     for index, frame in enumerate(frames):  # 1.3 MB each: one frame per 1.5 MB batch
         cv2.imwrite(str(folder / f"frame-{index:02d}.png"), frame)
     journal = config.state_dir / UPLOAD_JOURNALS / "resumed.json"

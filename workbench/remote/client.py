@@ -28,7 +28,6 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.remote import held
-from workbench.remote._job_wait import latest_jobs
 from workbench.remote._syft_calls import code_inputs, quiet, reason, request_status, status_name
 from workbench.remote.config import DatasiteConfig, load_config
 
@@ -467,6 +466,8 @@ def _request_for(client: Any, code: Any) -> Any | None:
 
 
 def _latest_job(client: Any, code: Any, wait_s: float = 0.0) -> Any | None:
+    from workbench.remote._job_wait import latest_jobs  # imports syft: not at import time
+
     jobs = latest_jobs(client, code.id, wait_s)
     return max(jobs, key=lambda job: str(job.creation_time), default=None)
 
