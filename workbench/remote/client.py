@@ -323,14 +323,13 @@ def wait_for_results(
     restarted: set[str] = set()
     running: list[str] = []
     while True:
-        was_running, running, held_back, asked_to_wait = running, [], [], False
+        was_running, running, held_back, asked = running, [], [], clock()
         for factory, client in clients.items():
             try:
                 if factory not in codes:
                     codes[factory] = _latest_code(client, function_name)
                 wait_s = max(0.0, deadline - clock()) if factory in was_running else 0.0
                 state, jobs[factory] = _run_state(client, codes[factory], wait_s)
-                asked_to_wait = asked_to_wait or wait_s > 0
                 if factory in down:
                     waited = clock() - down.pop(factory)
                     notify(f"{factory} answers again after {waited:.0f} s; the wait resumes")
@@ -367,8 +366,10 @@ def wait_for_results(
             raise WorkbenchError(
                 f"{function_name} still running after {timeout:.0f} s on {', '.join(running)}{gone}"
             )
-        if not asked_to_wait:  # no datasite held the question back: pause here instead
-            time.sleep(min(2.0, max(poll_seconds, _POLL_FRACTION * (clock() - started))))
+        # A datasite that held the question back until now needs no pause; one that
+        # answered at once (down, only held results, all its waiting places taken) does.
+        pause = min(2.0, max(poll_seconds, _POLL_FRACTION * (clock() - started)))
+        time.sleep(max(0.0, pause - (clock() - asked)))
 
 
 # A question costs the datasite 15-100 ms of its one process (a signed API call).
