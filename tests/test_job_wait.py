@@ -48,9 +48,12 @@ def test_a_wait_ends_when_the_job_stores_its_result():
         _store_result(job)
 
     threading.Timer(0.3, finish).start()
-    result = _job_wait._answer_after_end(worker, _signed("job.get", job.id), job.id, 30)
+    result = _job_wait._answer(worker, _signed("job.get", job.id), 30)
     assert result.value[0].resolved
     assert worker.calls == 2  # asked when the wait began and when the job ended, not polled
+    assert job.id not in _job_wait._changes  # nobody waits on it any more: forgotten
+    _store_result(_job(resolved=True))  # a job nobody waits for leaves nothing behind
+    assert not _job_wait._changes and not _job_wait._watchers
 
 
 def test_a_refused_question_is_answered_at_once():

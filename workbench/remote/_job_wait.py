@@ -51,7 +51,8 @@ RECHECK_S = 1.0  # a job worker in another process does not wake this one
 _WAITABLE = ("job.get", "job.get_by_user_code_id")
 
 _changed = threading.Condition()
-_changes: dict[UID, int] = {}  # job or function id -> results stored so far
+_changes: dict[UID, int] = {}  # waited-for job or function id -> results stored since
+_watchers: dict[UID, int] = {}  # waited-for id -> calls waiting on it (kept only while > 0)
 _waiters = threading.BoundedSemaphore(MAX_WAITERS)
 
 
@@ -79,8 +80,8 @@ def _wake_waiters_after(original):
         result = original(self, credentials, item, *args, **kwargs)
         with _changed:
             for key in (item.id, getattr(item, "user_code_id", None)):
-                if key is not None:
-                    _changes[key] = _changes.get(key, 0) + 1
+                if key in _watchers:
+                    _changes[key] += 1
             _changed.notify_all()
         return result
 
@@ -118,9 +119,16 @@ def _answer(worker: Any, signed: Any, seconds: float) -> Any:
     key = _waitable_key(signed) if seconds > 0 else None
     if key is None or not _waiters.acquire(blocking=False):
         return worker.handle_api_call_with_unsigned_result(signed)  # at once
+    with _changed:
+        _watchers[key] = _watchers.get(key, 0) + 1
+        _changes.setdefault(key, 0)
     try:
         return _answer_after_end(worker, signed, key, min(seconds, MAX_WAIT_S))
     finally:
+        with _changed:
+            _watchers[key] -= 1
+            if not _watchers[key]:  # nobody waits on it: forget it
+                del _watchers[key], _changes[key]
         _waiters.release()
 
 
