@@ -272,9 +272,7 @@ def test_a_job_reads_a_stored_input_once():
     in_memory = ActionObject.from_obj([ActionObject.from_obj(4)])
     store = {stored.id: stored, in_memory.id: in_memory}
     flattened = []
-    flatten = _syft_fixes._flatten_only_unstored(
-        lambda self, context, arg: flattened.append(arg)
-    )
+    flatten = _syft_fixes._flatten_only_unstored(lambda self, context, arg: flattened.append(arg))
     service = types.SimpleNamespace(get=lambda context, uid: store[uid])
     context = types.SimpleNamespace(as_root_context=lambda: "root")
     flatten(service, context, stored.id)  # its blob is not read to look inside
@@ -298,3 +296,29 @@ def test_every_sqlite_connection_gets_syfts_settings(tmp_path):
     fixed = type("Fixed", (SQLiteDBManager,), {"update_settings": patched})
     assert synchronous_levels(fixed) == [1, 1]  # NORMAL: no disk sync per commit
     assert 2 in synchronous_levels(SQLiteDBManager)  # syft's own: FULL on the working ones
+
+
+def test_a_taken_queue_port_is_chosen_again():
+    import zmq
+
+    config = types.SimpleNamespace(queue_port=None)
+    ports = iter([4001, 4002])
+    bound = []
+
+    def add_producer(self, queue_name, port=None):  # syft's: choose a port, then bind it
+        if self.config.queue_port is None:
+            self.config.queue_port = next(ports)
+        if self.config.queue_port == 4001:  # taken by another process meanwhile
+            raise zmq.ZMQError(zmq.EADDRINUSE)
+        bound.append(self.config.queue_port)
+        return "producer"
+
+    queue_client = types.SimpleNamespace(config=config)
+    with pytest.raises(zmq.ZMQError):
+        add_producer(queue_client, "api_call")  # syft's own: the start fails
+    config.queue_port, ports = None, iter([4001, 4002])
+    patched = _syft_fixes._another_port_if_taken(add_producer)
+    assert patched(queue_client, "api_call") == "producer" and bound == [4002]
+    config.queue_port = 4001  # a port the factory chose itself is not changed behind its back
+    with pytest.raises(zmq.ZMQError):
+        patched(queue_client, "api_call")

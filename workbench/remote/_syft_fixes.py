@@ -74,9 +74,15 @@ the server child forks:
    at each of the dozens of commits of a job (1.8 ms each on the test machine,
    0.04 ms without). The settings now apply to every connection as it opens.
 
+10. A job queue port taken between its choice and its use. syft picks a free port
+    for the job queue, then binds it moments later; a port another process bound in
+    between (another datasite starting, a test running beside it) ends the server's
+    start with ``Address already in use``. Until the bind succeeds no consumer knows
+    the port, so the producer is made again on a newly chosen one (up to 5 times).
+
 Installed by the uploads of :mod:`workbench.remote.upload`, in the uploading process:
 
-10. A round trip through the disk per serialized batch. Above 50 MB syft's serializer
+11. A round trip through the disk per serialized batch. Above 50 MB syft's serializer
     writes each message to a temporary file and reads it back "to save RAM", at three
     levels of a batch (the batch, its list of images, the dict): 1.7 s of 5.7 s to
     serialize four 12 MP frames, in a profile. A batch is at most ``--batch-mb``
@@ -108,6 +114,7 @@ from syft.service.code.user_code_service import UserCodeService
 from syft.service.migration.migration_service import MigrationService
 from syft.service.queue.queue import ConsumerType
 from syft.service.queue.queue_stash import QueueStash, Status
+from syft.service.queue.zmq_client import ZMQClient
 from syft.service.queue.zmq_producer import ZMQProducer
 from syft.store.db.sqlite import SQLiteDBManager
 from syft.types.result import Ok
@@ -120,7 +127,7 @@ JOB_START_PAUSE_SECONDS = 0.5  # syft's hard-coded sleep at the start of every j
 
 
 def patches() -> list[Patch]:
-    """Fixes 1 to 9, for :func:`workbench.remote._patches.install`."""
+    """Fixes 1 to 10, for :func:`workbench.remote._patches.install`."""
     return [
         Patch(
             Server,
@@ -201,6 +208,12 @@ def patches() -> list[Patch]:
             "SQLite's settings (no disk sync per commit) reach one connection, not the rest",
         ),
         Patch(
+            ZMQClient,
+            "add_producer",
+            _another_port_if_taken,
+            "a queue port taken between syft's choice and its bind ends the datasite's start",
+        ),
+        Patch(
             job_queue,
             "time",
             _TimeWithoutJobStartPause,
@@ -210,7 +223,7 @@ def patches() -> list[Patch]:
 
 
 def upload_patches() -> list[Patch]:
-    """Fix 10, for the process that serializes batches to upload."""
+    """Fix 11, for the process that serializes batches to upload."""
     return [
         Patch(
             module,
@@ -375,6 +388,26 @@ def _apply_sqlite_settings(connection, _record) -> None:
     for setting in SQLITE_SETTINGS:
         cursor.execute(f"PRAGMA {setting}")
     cursor.close()
+
+
+QUEUE_PORT_TRIES = 5
+
+
+def _another_port_if_taken(original):
+    @functools.wraps(original)
+    def add_producer(self, queue_name, port=None, *args, **kwargs):
+        chosen_here = port is None and self.config.queue_port is None
+        for attempt in range(QUEUE_PORT_TRIES):
+            try:
+                return original(self, queue_name, port, *args, **kwargs)
+            except zmq.ZMQError as error:
+                if not chosen_here or error.errno != zmq.EADDRINUSE:
+                    raise
+                if attempt == QUEUE_PORT_TRIES - 1:
+                    raise
+                self.config.queue_port = None  # choose again
+
+    return add_producer
 
 
 def _in_a_job(context) -> bool:
