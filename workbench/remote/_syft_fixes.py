@@ -401,9 +401,8 @@ def _another_port_if_taken(original):
             try:
                 return original(self, queue_name, port, *args, **kwargs)
             except zmq.ZMQError as error:
-                if not chosen_here or error.errno != zmq.EADDRINUSE:
-                    raise
-                if attempt == QUEUE_PORT_TRIES - 1:
+                taken = error.errno == zmq.EADDRINUSE
+                if not (chosen_here and taken) or attempt == QUEUE_PORT_TRIES - 1:
                     raise
                 self.config.queue_port = None  # choose again
 
