@@ -108,7 +108,8 @@ def test_factory_files_environment_and_processes_are_out_of_sight(tmp_path, monk
     assert outside["env"] == "the key" and outside["file"] == "signing key"
     inside = run_in_sandbox(code, "attack", {}, FAST).result
     assert inside["env"] is None and inside["file"] == "FileNotFoundError"
-    assert inside["uid"] == 65534 and inside["write"] in ("OSError", "PermissionError")
+    assert inside["uid"] >= 1_000_000_000  # a user of its own, no account's
+    assert inside["write"] in ("OSError", "PermissionError")
     assert inside["pids"] <= 3  # its own process tree only (bwrap's init and the run)
 
 
@@ -182,6 +183,54 @@ def test_each_run_of_a_pool_gets_a_sandbox_of_its_own():
     assert run_in_sandbox(twice, "attack", {}, FAST).result == [True, True]
 
 
+@pytest.mark.parametrize("shared_user", [False, True])
+def test_a_run_at_its_process_limit_leaves_a_neighbour_its_own(shared_user, monkeypatch):
+    if shared_user:  # before the defence: every sandbox ran as the same user (nobody)
+        monkeypatch.setattr("workbench.sandbox.run.sandbox_uid", lambda pid: 65534)
+    hog = Sandbox(FAST)
+    holds = source(
+        """
+        import os, time
+        try:
+            while True:
+                if os.fork() == 0:
+                    time.sleep(60)
+        except OSError:
+            time.sleep(60)  # holds every process its limit allows
+        """
+    )
+    threading.Thread(target=hog.run, args=(holds, "attack", {}), daemon=True).start()
+    deadline = time.monotonic() + 20
+    while _processes_of(hog.uid) < FAST.max_processes and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        neighbour = run_in_sandbox(
+            source("import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)\n"
+                   "os.waitpid(pid, 0)\nreturn 'forked'"), "attack", {}, FAST
+        )  # fmt: skip
+    finally:
+        hog.close()
+    if shared_user:
+        assert neighbour.limit == "processes", neighbour
+    else:
+        assert neighbour.ok and neighbour.result == "forked", neighbour.error
+
+
+def _processes_of(uid: int) -> int:
+    """How many processes (threads included) of the machine run as `uid`."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                uids = next(line for line in status if line.startswith("Uid:"))
+            threads = int(os.stat(f"/proc/{entry}/task").st_nlink) - 2
+        except (OSError, StopIteration):
+            continue
+        if int(uids.split()[1]) == uid:
+            count += threads
+    return count
+
+
 def test_a_waiting_sandbox_outlives_the_thread_that_ran_before_it():
     pool = SandboxPool(FAST)
     job = threading.Thread(target=pool.run, args=(source("return 1"), "attack", {}))
@@ -189,7 +238,7 @@ def test_a_waiting_sandbox_outlives_the_thread_that_ran_before_it():
     job.join()
     time.sleep(1.0)  # a sandbox started by the ended thread would be gone by now
     outcome = pool.run(source("return 2"), "attack", {})
-    assert outcome.warm and outcome.result == 2
+    assert outcome.warm and outcome.result == 2, outcome
     # The trap the pool's own starter thread avoids: bwrap --die-with-parent kills a
     # sandbox when the thread that started it ends (a datasite's job threads do).
     started = []

@@ -14,6 +14,7 @@ import sys
 import click
 
 from workbench import __version__
+from workbench._allocator import keep_freed_memory
 from workbench.errors import WorkbenchError
 
 # name -> ("module:attribute" of a click command, one-line help shown by --help)
@@ -84,6 +85,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``workbench`` console script."""
+    keep_freed_memory()  # counting many frames: reuse freed image memory
     try:
         cli.main(args=argv, prog_name="workbench", standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -39,7 +39,8 @@ import click
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Remote runs of the --images figures, each between two local runs (medians).",
+    help="Remote runs of the --images (and --large-images) figures, each between two "
+    "local runs (medians).",
 )
 @click.option("--no-load-test", is_flag=True, help="Skip the load test.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")

