@@ -69,6 +69,33 @@ def test_dark_ring_with_bright_centre_is_a_bubble():
     assert removal.mask[200, 200]
 
 
+def _polygon(centre: tuple[int, int], radius: float, sides: int, stretch: float = 1.0) -> np.ndarray:
+    angles = np.pi / sides + 2 * np.pi * np.arange(sides) / sides
+    return np.column_stack(
+        [centre[0] + stretch * radius * np.cos(angles), centre[1] + radius * np.sin(angles)]
+    ).astype(np.int32)
+
+
+@pytest.mark.parametrize(("sides", "stretch"), [(6, 1.0), (8, 1.25)])
+def test_a_thick_walled_polygon_is_a_crystal_not_a_bubble(sides, stretch):
+    # A rounded crystal whose steep faces bend light away: a thick dark wall around a
+    # clear face, round enough to fill 75 % of its enclosing circle (the old bubble test).
+    flat = _blank()
+    cv2.polylines(flat, [_polygon((200, 200), 36, sides, stretch)], True, 0.25, 9)
+    removal = remove_imperfections(flat, 2.0)
+    assert sum(removal.removed.values()) == 0, removal.removed
+    assert not removal.mask[200, 166]
+
+
+def test_a_thick_wall_with_a_gap_is_left_for_the_crystal_segmentation():
+    # A crystal's dark wall broken at one corner: an open ring, dark only along the wall.
+    flat = _blank()
+    outline = _polygon((200, 200), 45, 6)
+    cv2.polylines(flat, [outline[:5]], False, 0.3, 10)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["debris"] == 0 and removal.removed["bubble"] == 0, removal.removed
+
+
 def test_long_thin_curve_is_a_fibre_and_a_crystal_is_kept():
     flat = _blank()
     t = np.linspace(0, 1, 50)

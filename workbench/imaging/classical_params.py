@@ -58,6 +58,10 @@ class ClassicalParams:
         A bubble's ring is at least this dark.
     bubble_min_roundness : float
         A bubble fills at least this share of its enclosing circle.
+    bubble_min_circularity : float
+        Away from the frame's edge, a bubble's largest inscribed circle is at least this
+        share of its enclosing one: a sphere's outline is a circle, while a crystal,
+        even a rounded one, has corners or is elongated (a regular octagon: 0.92).
     fibre_min_length_um, fibre_min_aspect, fibre_max_width_um : float
         A fibre or dark scratch is at least this long, this many times longer than
         thick, and at most this thick.
@@ -132,6 +136,7 @@ class ClassicalParams:
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25
     bubble_min_roundness: float = 0.75
+    bubble_min_circularity: float = 0.93
     fibre_min_length_um: float = 80.0
     fibre_max_hull_share: float = 0.25
     fibre_min_aspect: float = 5.0

@@ -305,7 +305,7 @@ def _bubbles(darkness: np.ndarray, px_per_um: float, params: ClassicalParams):
         diameter = 2.0 * np.sqrt(area / np.pi)
         if diameter < min_diameter or area < 1.6 * component.sum():
             continue
-        if not _round(filled, params.bubble_min_roundness):
+        if not _bubble_shaped(filled, box, shape, params):
             continue
         margin = 2 + int(0.15 * diameter)  # the bright halo just outside the ring
         region = np.zeros(shape, bool)
@@ -364,32 +364,46 @@ def _opaque_kind(
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
     if filled.sum() > 1.6 * component.sum():
         if (
-            _round(filled, params.bubble_min_roundness)
+            _bubble_shaped(filled, box, shape, params)
             and diameter_px >= params.bubble_min_diameter_um * px_per_um
         ):
             # Grow over the bright halo just outside the ring (about 15 % of the radius).
             return "bubble", 2 + int(0.15 * diameter_px)
         return None, 0
+    if _hull_area(component) > 1.6 * component.sum():
+        return None, 0  # an open ring (a thick wall with a gap) or a crescent: not dark throughout
     return "debris", 2
 
 
-def _round(filled: np.ndarray, min_roundness: float) -> bool:
-    """Whether a filled shape covers at least `min_roundness` of its enclosing circle."""
+def _hull_area(component: np.ndarray) -> float:
+    """Area in pixels of the convex hull of a component's pixels."""
+    points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)
+    return float(cv2.contourArea(cv2.convexHull(points)))
+
+
+def _bubble_shaped(filled: np.ndarray, box, shape, params: ClassicalParams) -> bool:
+    """Whether a filled shape is round like a bubble (see ``bubble_min_roundness`` and
+    ``bubble_min_circularity``). A bubble cut by the frame's edge is judged by the first
+    only: its cut makes any shape's inscribed circle small."""
     points = np.column_stack(np.nonzero(filled)[::-1]).astype(np.float32)
     _, radius = cv2.minEnclosingCircle(points)
-    return float(filled.sum()) >= min_roundness * np.pi * radius**2
+    if float(filled.sum()) < params.bubble_min_roundness * np.pi * radius**2:
+        return False
+    if any(_touches_edge(box, shape)):
+        return True
+    inscribed = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5).max()
+    return float(inscribed) >= params.bubble_min_circularity * radius
+
+
+def _touches_edge(box, shape) -> list[bool]:
+    """Which sides of the frame (top, right, bottom, left) the box `box` reaches."""
+    return [box[0].start == 0, box[1].stop == shape[1], box[0].stop == shape[0], box[1].start == 0]
 
 
 def _filled(component: np.ndarray, box, shape) -> np.ndarray:
     """Fill holes, counting the frame's edge as closing a ring cut by it (bubbles at the edge)."""
-    touches = [
-        box[0].start == 0,
-        box[1].stop == shape[1],
-        box[0].stop == shape[0],
-        box[1].start == 0,
-    ]
     padded = np.pad(component, 1)
-    for side, touching in enumerate(touches):
+    for side, touching in enumerate(_touches_edge(box, shape)):
         if touching:
             rotated = np.rot90(padded, side)
             rotated[0, :] = True
@@ -421,8 +435,7 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
         if length < max(min_length, params.fibre_min_aspect * thick) or thick > max_width:
             continue
         # A crystal whose rim has a gap is a thin open loop too, but a compact one.
-        points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)
-        if cv2.contourArea(cv2.convexHull(points)) > params.fibre_max_hull_share * length**2:
+        if _hull_area(component) > params.fibre_max_hull_share * length**2:
             continue
         region = np.zeros(shape, bool)
         region[box] = component
