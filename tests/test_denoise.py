@@ -69,7 +69,9 @@ def test_dark_ring_with_bright_centre_is_a_bubble():
     assert removal.mask[200, 200]
 
 
-def _polygon(centre: tuple[int, int], radius: float, sides: int, stretch: float = 1.0) -> np.ndarray:
+def _polygon(
+    centre: tuple[int, int], radius: float, sides: int, stretch: float = 1.0
+) -> np.ndarray:
     angles = np.pi / sides + 2 * np.pi * np.arange(sides) / sides
     return np.column_stack(
         [centre[0] + stretch * radius * np.cos(angles), centre[1] + radius * np.sin(angles)]
