@@ -98,6 +98,17 @@ def test_a_thick_wall_with_a_gap_is_left_for_the_crystal_segmentation():
     assert removal.removed["debris"] == 0 and removal.removed["bubble"] == 0, removal.removed
 
 
+def test_a_crystals_dark_side_wall_is_not_a_fibre():
+    # A tilted block: thin rims, and one steep side face imaged as a short dark bar
+    # (24 px, 48 µm, at 2 µm/px: shorter than any fibre).
+    flat = _blank()
+    cv2.polylines(flat, [np.array([[150, 150], [180, 150], [180, 174], [150, 174]])], True, 0.55, 1)
+    cv2.line(flat, (152, 172), (178, 172), 0.25, 5)
+    removal = remove_imperfections(flat, 2.0)
+    assert sum(removal.removed.values()) == 0, removal.removed
+    assert not removal.mask[172, 165]
+
+
 def test_long_thin_curve_is_a_fibre_and_a_crystal_is_kept():
     flat = _blank()
     t = np.linspace(0, 1, 50)

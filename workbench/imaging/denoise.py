@@ -245,7 +245,9 @@ def remove_imperfections(
     - *opaque* objects are more than 40 % dark over a core at least 3 px thick and
       make most of the dark region around them (where rims of an agglomerate cross,
       small dark spots form, but within a web of rims): **debris**, or **fibres**
-      when long and thin (and bubbles missed above when hollow).
+      when long (>= 80 µm) and thin; a shorter dark bar is a crystal's steep side
+      wall, and a hollow or open ring a crystal's thick wall, left for the segmentation
+      (bubbles missed above when hollow and round).
     - dark structures whose filled shape is long (>= 80 µm, 5 times its width) and
       thin (<= 16 µm) and not a compact loop are **fibres** (or dark **scratches**
       when straight).
@@ -359,7 +361,8 @@ def _opaque_kind(
         length >= 2.5 * width
         and 2.0 * depth(component).max() <= params.fibre_max_width_um * px_per_um
     ):
-        return "fibre", 2
+        # Shorter dark bars are the steep side walls of crystals, not fibres.
+        return ("fibre", 2) if length >= params.fibre_min_length_um * px_per_um else (None, 0)
     filled = _filled(component, box, shape)
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
     if filled.sum() > 1.6 * component.sum():
