@@ -109,6 +109,19 @@ def test_a_crystals_dark_side_wall_is_not_a_fibre():
     assert not removal.mask[172, 165]
 
 
+def test_a_wide_translucent_fibre_is_a_fibre():
+    # 300 µm long, 24 µm wide (wider than fibre_max_width_um), 30 % dark sides (not
+    # opaque), light axis: before, counted as a chain of crystals.
+    flat = _blank()
+    t = np.linspace(0, 1, 60)
+    curve = np.column_stack([50 + 150 * t, 200 + 20 * np.sin(6 * t)]).astype(np.int32)
+    cv2.polylines(flat, [curve], False, 0.7, 12)
+    cv2.polylines(flat, [curve], False, 1.0, 5)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["fibre"] + removal.removed["scratch"] == 1, removal.removed
+    assert removal.mask[flat < 0.9].all()
+
+
 def test_long_thin_curve_is_a_fibre_and_a_crystal_is_kept():
     flat = _blank()
     t = np.linspace(0, 1, 50)

@@ -65,6 +65,9 @@ class ClassicalParams:
     fibre_min_length_um, fibre_min_aspect, fibre_max_width_um : float
         A fibre or dark scratch is at least this long, this many times longer than
         thick, and at most this thick.
+    fibre_max_wide_um : float
+        A wider translucent fibre, up to this thick, counts when it is twice as slender
+        (crystals are at most about 3 times longer than wide, even chains of a few).
     fibre_max_hull_share : float
         A fibre's convex hull is at most this share of its length squared (fibres
         are open curves, a crystal with a gap in its rim a compact loop).
@@ -141,6 +144,7 @@ class ClassicalParams:
     fibre_max_hull_share: float = 0.25
     fibre_min_aspect: float = 5.0
     fibre_max_width_um: float = 16.0
+    fibre_max_wide_um: float = 40.0
     # Sharp particles and agglomerates
     face_min_area_um2: float = 16.0
     crystal_min_diameter_um: float = 10.0

@@ -249,8 +249,8 @@ def remove_imperfections(
       wall, and a hollow or open ring a crystal's thick wall, left for the segmentation
       (bubbles missed above when hollow and round).
     - dark structures whose filled shape is long (>= 80 µm, 5 times its width) and
-      thin (<= 16 µm) and not a compact loop are **fibres** (or dark **scratches**
-      when straight).
+      thin (<= 16 µm; a translucent fibre up to 40 µm wide when 10 times longer) and
+      not a compact loop are **fibres** (or dark **scratches** when straight).
     - faint long straight lines and tiny specks are found later, with the faint
       crystals (:func:`workbench.imaging.segment.detect_crystals`), since they are
       told apart from out-of-focus crystals by the same features.
@@ -426,7 +426,7 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
     if count == 0:
         return
     thickness = 2.0 * label_maxima(depth(solid), labelled, count)
-    slender = np.concatenate([[False], thickness <= max_width])[labelled]
+    slender = np.concatenate([[False], thickness <= params.fibre_max_wide_um * px_per_um])[labelled]
     bodies = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, disk(2.5)).astype(bool)
     thin = traced & ~cv2.dilate(bodies.astype(np.uint8), disk(1.5)).astype(bool)
     shape = traced.shape
@@ -435,7 +435,8 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
         length, width = extent(component)
         thick = 2.0 * depth(component).max()
         # Crystals are at most about 3 times longer than wide; fibres far more.
-        if length < max(min_length, params.fibre_min_aspect * thick) or thick > max_width:
+        aspect = params.fibre_min_aspect * (1 if thick <= max_width else 2)
+        if length < max(min_length, aspect * thick):
             continue
         # A crystal whose rim has a gap is a thin open loop too, but a compact one.
         if _hull_area(component) > params.fibre_max_hull_share * length**2:
