@@ -131,3 +131,17 @@ def test_measure_helpers():
     counts, edges = csd_histogram(diameters, bins=4)
     assert counts.sum() == 5 and edges.size == 5
     assert agglomeration_pct(np.array([1, 4])) == 80.0
+
+
+def test_a_faint_ring_around_a_crystal_is_its_halo_not_more_crystals():
+    # A crystal out of the focal plane shows a faint defocus ring around its rim; the
+    # ring's centre lies inside the crystal. Counted as a blurred crystal of its own
+    # before (5 crystals from the ring's area), it is now part of the crystal.
+    image = np.full((256, 256), 0.8, np.float32)
+    crystal = np.array([[110, 110], [146, 112], [144, 146], [108, 144]])
+    cv2.polylines(image, [crystal], True, 0.45, 1)
+    ring = np.zeros_like(image)
+    cv2.circle(ring, (127, 128), 34, 1.0, 4)
+    image -= 0.12 * cv2.GaussianBlur(ring, (0, 0), 2.0)
+    report = analyze(image, "legacy", method="classical")
+    assert report.count == 1 and report.particles == 1, report

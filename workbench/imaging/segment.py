@@ -20,7 +20,9 @@ thin dark refraction rim along their edges. So the counter works on edges:
    dark blobs, found on a smoothed image. Their crystal number comes from their area
    over the typical single-crystal area of the same image. Among the faint blobs,
    specks darkest in their middle (dust), faint ends of removed fibres and long thin
-   lines (faint scratches) are removed; a faint ring is a small blurred crystal.
+   lines (faint scratches) are removed; a faint ring is a small blurred crystal,
+   unless its centre lies inside a particle or a removed bubble: then it is that
+   object's defocus halo.
 
 High-resolution images are first area-averaged to about 2 µm per pixel (about
 1280 x 960 for a 12 MP frame), where the method was tuned; results are reported in
@@ -160,14 +162,17 @@ def segment_particles(
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
     artifact_labels = np.zeros(flat.shape, np.int32)
+    enclosing = labels > 0 if removal is None else (labels > 0) | removal.mask
     for box, component in labelled_boxes(faint_labels):
+        rows, cols = np.nonzero(component)
+        centroid = (float(cols.mean() + box[1].start), float(rows.mean() + box[0].start))
+        if enclosing[round(centroid[1]), round(centroid[0])]:
+            continue  # a ring around a particle or a removed bubble: its defocus halo
         near_line = bool(near_lines[box][component].any())
         kind = _faint_kind(component, darkness[box], px, near_line, params)
         if kind == NOISE:
             continue
         if kind is not None:
-            rows, cols = np.nonzero(component)
-            centroid = (float(cols.mean() + box[1].start), float(rows.mean() + box[0].start))
             artifacts.append(Artifact(kind, centroid, float(rows.size)))
             artifact_labels[box][component] = len(artifacts)
             continue
