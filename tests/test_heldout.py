@@ -143,7 +143,7 @@ def test_synth_cli_writes_heldout_frames_with_truth(tmp_path, capsys):
 
 
 def test_classical_accuracy_floor_on_heldout_legacy_frames():
-    # Measured 92.9 % (seeds 0-5; 86.4 % before bubbles had to be circles and open rings,
+    # Measured 92.4 % (seeds 0-5; 86.4 % before bubbles had to be circles and open rings,
     # short dark bars and wide fibres were told apart; 80.3 % before thick-walled
     # crystals stopped being taken for bubbles and debris). Below the floor is a
     # regression.
@@ -157,7 +157,7 @@ def test_classical_accuracy_floor_on_heldout_legacy_frames():
 
 def test_model_and_auto_floors_on_heldout_frames():
     # Shipped weights: model 74.2 % on these legacy frames, auto (the classical method
-    # there) 92.9 %; auto on hires crops 91.7 % (86.7 % before the classical method's
+    # there) 92.4 %; auto on hires crops 91.7 % (86.7 % before the classical method's
     # bubble, wall and fibre changes), keeping the classical count on the crops where the
     # model disagreed. Below the floors is a regression.
     def mean_accuracy(camera: str, method: str, seeds: range, shape: tuple[int, int]) -> float:
