@@ -114,6 +114,8 @@ def main() -> None:
         uid = int(sys.stdin.buffer.readline())
     except ValueError:
         return  # the parent went away before naming the user: nothing may run
+    if uid <= 0:
+        return  # never run submitted code as root, whatever the parent sent
     _drop_privileges(uid)
     keep_freed_memory()  # a fresh process: without it, each frame's arrays fault in anew
     runner_pid = os.getpid()
