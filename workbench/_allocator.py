@@ -2,10 +2,11 @@
 
 glibc's allocator returns each large array's pages to the kernel when it is freed and
 asks for fresh ones on the next, so a process counting frames pays a page fault per
-4 KiB of every intermediate image (~80,000 for 20 legacy frames, about a quarter of
-the counting's system time). Its threshold for that grows only as arrays are freed,
-so a fresh process (a sandbox runs one function and ends) pays it on every frame.
-Fixed limits keep up to 256 MB of freed memory for reuse from the first frame on.
+4 KiB of every intermediate image (~80,000 for 20 legacy frames in a fresh process,
+~55,000 in a warm one). Its threshold for that grows only as arrays are freed, so a
+fresh process (a sandbox runs one function and ends) pays the most. Fixed limits keep
+up to 256 MB of freed memory for reuse from the first frame on: about 14,000 faults on
+the first pass, none after, and 10-15 % less system time.
 """
 
 from __future__ import annotations

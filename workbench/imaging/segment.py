@@ -21,8 +21,8 @@ thin dark refraction rim along their edges. So the counter works on edges:
    over the typical single-crystal area of the same image. Among the faint blobs,
    specks darkest in their middle (dust), faint ends of removed fibres and long thin
    lines (faint scratches) are removed; a faint ring is a small blurred crystal,
-   unless its centre lies inside a particle or a removed bubble: then it is that
-   object's defocus halo.
+   unless its centre lies inside a particle or a removed imperfection (a bubble's
+   diffraction ring): then it is that object's defocus halo.
 
 High-resolution images are first area-averaged to about 2 µm per pixel (about
 1280 x 960 for a 12 MP frame), where the method was tuned; results are reported in
@@ -167,7 +167,7 @@ def segment_particles(
         rows, cols = np.nonzero(component)
         centroid = (float(cols.mean() + box[1].start), float(rows.mean() + box[0].start))
         if enclosing[round(centroid[1]), round(centroid[0])]:
-            continue  # a ring around a particle or a removed bubble: its defocus halo
+            continue  # a ring around a particle or a removed imperfection: its halo
         near_line = bool(near_lines[box][component].any())
         kind = _faint_kind(component, darkness[box], px, near_line, params)
         if kind == NOISE:
