@@ -216,6 +216,14 @@ def test_a_run_at_its_process_limit_leaves_a_neighbour_its_own(shared_user, monk
         assert neighbour.ok and neighbour.result == "forked", neighbour.error
 
 
+def test_a_sandbox_told_to_stay_root_runs_nothing(monkeypatch):
+    # Without the runner's guard, a wrong user from the parent (0) would leave the
+    # submitted code running as root, exempt from the process limit.
+    monkeypatch.setattr("workbench.sandbox.run.sandbox_uid", lambda pid: 0)
+    outcome = run_in_sandbox(source("import os\nreturn os.getuid()"), "attack", {}, FAST)
+    assert not outcome.ok and outcome.result is None, outcome
+
+
 def _processes_of(uid: int) -> int:
     """How many processes (threads included) of the machine run as `uid`."""
     count = 0
