@@ -266,3 +266,64 @@ def test_the_wall_clock_limit_counts_from_the_run_not_the_sandbox_start():
     assert outcome.ok and outcome.result == "done", outcome.error
     with pytest.raises(WorkbenchError, match="one function only"):
         sandbox.run(source("return 1"), "attack", {})
+
+
+# -- files a run leaves at the factory (workbench.sandbox.keep) --------------------------
+LEAVE_FILES = """
+import os
+from workbench.sandbox.keep import keep_folder
+folder = keep_folder()
+for index in range({files}):
+    (folder / f"part{{index}}.bin").write_bytes(bytes([index]) * (1 << 20))
+os.symlink("/usr/lib/os-release", folder / "link")
+os.mkdir(folder / "sub")
+return {{"left": {files}}}
+"""
+
+
+def test_files_left_to_keep_come_back_apart_from_the_result():
+    limits = SandboxLimits(timeout_s=20, max_output_kb=64)  # each file alone is larger
+    outcome = run_in_sandbox(source(LEAVE_FILES.format(files=3)), "attack", {}, limits)
+    assert outcome.ok, outcome.error
+    assert outcome.result == {"left": 3}
+    assert sorted(outcome.kept) == ["part0.bin", "part1.bin", "part2.bin"]  # no link, no folder
+    assert outcome.kept["part2.bin"] == bytes([2]) * (1 << 20)
+
+
+@pytest.mark.parametrize("budget_mb", [2, 8])
+def test_a_run_leaving_more_than_its_keep_budget_keeps_nothing(budget_mb):
+    """The attack: fill the factory's disk through the keep folder (3 MiB here)."""
+    limits = SandboxLimits(timeout_s=20, max_kept_mb=budget_mb)
+    outcome = run_in_sandbox(source(LEAVE_FILES.format(files=3)), "attack", {}, limits)
+    if budget_mb == 2:  # the defence
+        assert not outcome.ok and outcome.limit == "kept size" and outcome.kept == {}
+    else:  # the same run under a budget that allows it: everything is kept
+        assert outcome.ok and len(outcome.kept) == 3
+
+
+FORGED_REPORT = """
+import base64, json, os, stat
+report = {"ok": True, "result": 1, "kept": {"../../escape.sh": base64.b64encode(b"x").decode()}}
+for fd in range(3, 64):
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and os.fstat(fd).st_ino != os.fstat(0).st_ino:
+            os.write(fd, json.dumps(report).encode())
+    except OSError:
+        pass
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("name_check", [True, False])
+def test_a_forged_report_cannot_name_a_kept_file_outside_its_folder(name_check, monkeypatch):
+    """The function shares the runner's process: it can write the report itself."""
+    from workbench.sandbox import run as sandbox_run
+
+    if not name_check:
+        monkeypatch.setattr(sandbox_run, "is_kept_name", lambda name: True)
+    outcome = run_in_sandbox(source(FORGED_REPORT), "attack", {}, FAST)
+    if name_check:
+        assert not outcome.ok and outcome.limit == "kept size"
+        assert "not a plain file name" in outcome.error and outcome.kept == {}
+    else:  # without the check, a path leaving the factory's kept folder comes through
+        assert outcome.ok and list(outcome.kept) == ["../../escape.sh"]

@@ -14,6 +14,7 @@ report by accident (on purpose it can: the parent treats the report as untrusted
 from __future__ import annotations
 
 import ast
+import base64
 import contextlib
 import ctypes
 import errno
@@ -130,6 +131,7 @@ def main() -> None:
         read_function,
         read_inputs,
     )
+    from workbench.sandbox.keep import SANDBOX_KEEP_FOLDER, KeptTooLargeError, collect_kept
 
     try:
         source, name = read_function(sys.stdin.buffer)
@@ -147,8 +149,12 @@ def main() -> None:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             value = function(**kwargs)
         report = {"ok": True, "result": plain_result(value)}
+        kept = collect_kept(SANDBOX_KEEP_FOLDER, int(limits["max_kept_mb"]) * _MIB)
+        report["kept"] = {name: base64.b64encode(data).decode() for name, data in kept.items()}
     except NotPlainDataError as error:
         report = {"ok": False, "kind": "type", "error": str(error)}
+    except KeptTooLargeError as error:
+        report = {"ok": False, "kind": "kept size", "error": str(error)}
     except BaseException as error:  # the report must name every way the function ended
         report = {
             "ok": False,

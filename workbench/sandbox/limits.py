@@ -25,6 +25,9 @@ class SandboxLimits:
         Size of the private ``/tmp``, in MiB.
     max_output_kb : int
         Most bytes the run may send back (result and printed text), in KiB.
+    max_kept_mb : int
+        Most MiB of files the run may leave at the factory
+        (:func:`workbench.sandbox.keep.keep_folder`); they never go to the researcher.
 
     Examples
     --------
@@ -39,3 +42,4 @@ class SandboxLimits:
     max_file_mb: int = 64
     tmp_mb: int = 256
     max_output_kb: int = 1024
+    max_kept_mb: int = 32

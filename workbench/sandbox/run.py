@@ -22,6 +22,8 @@ parent enforces the wall-clock limit and caps what it reads back.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import fcntl
 import json
@@ -38,6 +40,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.sandbox import _seccomp
 from workbench.sandbox._transfer import write_call
+from workbench.sandbox.keep import KEEP_VARIABLE, SANDBOX_KEEP_FOLDER, is_kept_name
 from workbench.sandbox.limits import SandboxLimits
 
 _ENV = {
@@ -47,6 +50,7 @@ _ENV = {
     "USER": "sandbox",
     "MPLCONFIGDIR": "/tmp",
     "PYTHONDONTWRITEBYTECODE": "1",
+    KEEP_VARIABLE: SANDBOX_KEEP_FOLDER,
 }
 _FIRST_UID = 1_000_000_000
 _THREAD_VARIABLES = (
@@ -81,6 +85,9 @@ class SandboxOutcome:
     warm : bool
         True when the sandbox was started before the run was handed over
         (:class:`workbench.sandbox.pool.SandboxPool`).
+    kept : dict of str to bytes
+        Files the function left in its keep folder (:mod:`workbench.sandbox.keep`), by
+        name: they stay at the factory.
     """
 
     result: Any = None
@@ -91,6 +98,7 @@ class SandboxOutcome:
     start_seconds: float = 0.0
     warm: bool = False
     command: list[str] = field(default_factory=list, repr=False)
+    kept: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -205,7 +213,7 @@ class Sandbox:
         cap = self.limits.max_output_kb * 1024
         self._report, self._printed = bytearray(), bytearray()
         self._readers = [
-            _reader(self._process.stdout, self._report, cap),
+            _reader(self._process.stdout, self._report, cap + _kept_report_bytes(self.limits)),
             _reader(self._process.stderr, self._printed, cap),
         ]
         for thread in self._readers:
@@ -251,15 +259,11 @@ class Sandbox:
                 seconds,
                 self.command,
             )
-        if len(self._report) >= limits.max_output_kb * 1024:
-            return _failed(
-                "output size",
-                f"sent back more than {limits.max_output_kb} KiB",
-                text,
-                seconds,
-                self.command,
-            )
-        return _outcome(bytes(self._report), process.returncode, text, seconds, self.command)
+        if len(self._report) >= limits.max_output_kb * 1024 + _kept_report_bytes(limits):
+            return _too_much_output(limits, text, seconds, self.command)
+        return _outcome(
+            bytes(self._report), process.returncode, text, seconds, limits, self.command
+        )
 
     def close(self) -> None:
         """Kill the sandbox and every process in it (a sandbox not run ends unused)."""
@@ -428,13 +432,27 @@ def _failed(limit: str | None, error: str, stdout: str, seconds: float, command)
     return SandboxOutcome(None, error, limit, stdout, round(seconds, 3), 0.0, command=command)
 
 
+def _too_much_output(limits: SandboxLimits, stdout: str, seconds: float, command) -> SandboxOutcome:
+    return _failed(
+        "output size", f"sent back more than {limits.max_output_kb} KiB", stdout, seconds, command
+    )
+
+
+def _kept_report_bytes(limits: SandboxLimits) -> int:
+    """Room in the report for the kept files: base64 of the budget, plus their names."""
+    return (limits.max_kept_mb << 20) * 4 // 3 + 4096
+
+
 def _outcome(
-    report: bytes, returncode: int, stdout: str, seconds: float, command
+    report: bytes, returncode: int, stdout: str, seconds: float, limits: SandboxLimits, command
 ) -> SandboxOutcome:
     try:
         parsed = json.loads(report)
         if not isinstance(parsed, dict):
             raise ValueError("not an object")
+        kept = _decoded_kept(parsed.pop("kept", {}), limits.max_kept_mb << 20)
+    except _KeptRefusedError as refused:
+        return _failed("kept size", str(refused), stdout, seconds, command)
     except ValueError:
         signum = returncode - 128 if returncode > 128 else 0
         limit = _SIGNAL_LIMITS.get(signum) if signum else None
@@ -444,16 +462,56 @@ def _outcome(
             f": {stdout.strip()[-300:]}" if stdout.strip() else ""
         )
         return _failed(None, f"the run ended without a report ({detail})", stdout, seconds, command)
+    if len(json.dumps(parsed)) >= limits.max_output_kb * 1024:
+        return _too_much_output(limits, stdout, seconds, command)
     printed = str(parsed.get("stdout", ""))[-8000:] + stdout
     run_seconds = float(parsed.get("seconds", 0.0) or 0.0)
     start = max(0.0, round(seconds - run_seconds, 3))
     if parsed.get("ok") is True:
         return SandboxOutcome(
-            parsed.get("result"), None, None, printed, round(seconds, 3), start, command=command
+            parsed.get("result"),
+            None,
+            None,
+            printed,
+            round(seconds, 3),
+            start,
+            command=command,
+            kept=kept,
         )
     kind = str(parsed.get("kind", "exception"))
-    limit = kind if kind in ("memory", "processes", "file size", "tmp space") else None
+    limit = kind if kind in ("memory", "processes", "file size", "tmp space", "kept size") else None
     error = str(parsed.get("error", "the run failed"))
     if limit is not None:
         error = f"stopped by the {limit} limit\n{error}"
     return SandboxOutcome(None, error, limit, printed, round(seconds, 3), start, command=command)
+
+
+class _KeptRefusedError(Exception):
+    """The report's kept files break the run's budget or name rule."""
+
+
+def _decoded_kept(encoded: object, max_bytes: int) -> dict[str, bytes]:
+    """The kept files of a report, checked again here: the report is untrusted data.
+
+    Raises
+    ------
+    _KeptRefusedError
+        For a name that is not a plain file name, more than `max_bytes` in all, or
+        contents that are not base64.
+    ValueError
+        When `encoded` is not a dict of strings (a malformed report).
+    """
+    if not isinstance(encoded, dict) or not all(isinstance(v, str) for v in encoded.values()):
+        raise ValueError("kept files are not a dict of strings")
+    kept, total = {}, 0
+    for name, text in encoded.items():
+        if not is_kept_name(name):
+            raise _KeptRefusedError(f"a kept file's name is not a plain file name: {name[:60]!r}")
+        try:
+            kept[name] = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            raise _KeptRefusedError(f"kept file {name}: not base64") from None
+        total += len(kept[name])
+        if total > max_bytes:
+            raise _KeptRefusedError(f"left more than {max_bytes >> 20} MiB to keep")
+    return kept
