@@ -9,9 +9,9 @@ import pytest
 
 from workbench.imaging._model_decode import heat_peaks
 from workbench.imaging._model_network import CLASSES
-from workbench.imaging.annotations import Annotation, save_annotation
+from workbench.imaging.annotations import Annotation, marks_from_truth, save_annotation
 from workbench.imaging.model import load_counter
-from workbench.lab.finetune import labelled_tile, perfect_annotation
+from workbench.lab.finetune import labelled_tile
 from workbench.lab.heldout import render_heldout
 from workbench.synth import write_sample
 
@@ -35,7 +35,7 @@ def labelled(tmp_path_factory):
             truth = sample.truth
             save_annotation(
                 Annotation(
-                    path.name, "legacy", truth["pixel_size_um"], tuple(perfect_annotation(truth))
+                    path.name, "legacy", truth["pixel_size_um"], tuple(marks_from_truth(truth))
                 ),
                 labels,
             )
@@ -44,7 +44,7 @@ def labelled(tmp_path_factory):
 
 def test_marks_become_heat_peaks_and_unmarked_particles_background():
     sample = render_heldout("legacy", seed=7, density_per_mm2=30.0, shape=(256, 256))
-    objects = perfect_annotation(sample.truth)
+    objects = marks_from_truth(sample.truth)
     tile = labelled_tile(sample.image / 255.0, 2.0, objects, load_counter())
     crystals = sum(o["kind"] == "crystal" for o in objects)
     peaks = heat_peaks(tile.heat.astype(np.float32))

@@ -393,9 +393,10 @@ def listening_addresses(config) -> set[str]:
     inodes = set()
     for entry in Path("/proc").iterdir():
         try:
-            if not entry.name.isdigit() or int(
-                (entry / "stat").read_text().rsplit(") ", 1)[-1].split()[2]
-            ) != leader:
+            if (
+                not entry.name.isdigit()
+                or int((entry / "stat").read_text().rsplit(") ", 1)[-1].split()[2]) != leader
+            ):
                 continue
             for fd in (entry / "fd").iterdir():
                 target = os.readlink(fd)
@@ -432,9 +433,7 @@ def test_two_datasites_at_once_and_each_gap_without_hardening(site, tmp_path):
         assert means == pytest.approx([PRIVATE_MEAN, PRIVATE_MEAN])
 
         plain_client = next(iter(other["r1"].values()))
-        job = client._latest_job(
-            plain_client, client._latest_code(plain_client, "nonce_mean_both")
-        )
+        job = client._latest_job(plain_client, client._latest_code(plain_client, "nonce_mean_both"))
         with quiet():
             assert "SECRET-PIXEL" in job.logs(_print=False)  # gap 2 without the wrap
         again = rerun(other["r1"], "nonce_mean_both")  # gap 1: it runs a second time
@@ -452,3 +451,84 @@ def nonce_mean_both(images, datasite):
         "mean": float(np.mean([np.mean(frame) for frame in images["images"]])),
         "nonce": int(np.random.default_rng().integers(1 << 30)),
     }
+
+
+# -- fine-tuning at the factory: the weights stay there ---------------------------------
+def quick_finetune(images):
+    from workbench.lab.finetune import finetune_batch
+    from workbench.sandbox.keep import keep_folder
+
+    return finetune_batch(images, keep_folder(), steps=3)
+
+
+def labelled_folder(folder: Path, n_frames: int) -> tuple[Path, Path]:
+    """`n_frames` synthetic frames as PNG files and their label files (truth as marks)."""
+    import cv2
+
+    from workbench.imaging.annotations import Annotation, marks_from_truth, save_annotation
+    from workbench.synth import synthesize
+
+    images, labels = folder / "frames", folder / "labels"
+    images.mkdir()
+    for seed in range(n_frames):
+        sample = synthesize("legacy", seed=300 + seed, shape=(256, 320))
+        cv2.imwrite(str(images / f"f{seed}.png"), sample.image)
+        marks = tuple(marks_from_truth(sample.truth))
+        save_annotation(Annotation(f"f{seed}.png", "legacy", 2.0, marks), labels)
+    return images, labels
+
+
+def test_finetuned_weights_stay_at_the_factory_until_the_admin_releases_them(site, tmp_path):
+    from workbench.imaging.model import load_counter
+    from workbench.privacy import audit
+    from workbench.remote.kept import kept_folder, kept_outputs
+    from workbench.remote.upload import upload_folder
+
+    researcher, admin, config = site["r1"], site["admin"], site["config"]
+    images, labels = labelled_folder(tmp_path, 4)
+    upload_folder(admin.client, images, "labelled", "legacy", progress=False, labels=labels)
+    datasite_client = next(iter(researcher.values()))
+    dataset = next(d for d in datasite_client.datasets.get_all() if d.name == "labelled")
+    mock = dataset.asset_list[0].mock
+    assert len(mock["labels"]) == len(mock["images"]) and mock["labels"][0]  # synthetic marks
+
+    client.submit(researcher, quick_finetune, "labelled")
+    review.approve(request_for(admin, "quick_finetune"))
+    row = run_and_release([site], researcher, "quick_finetune").iloc[0]
+    assert row["labelled"] == 4 and row["trained_on"] == 3 and row["checked_on"] == 1
+    assert 0 <= row["accuracy_after"] <= 1
+
+    kept = [k for k in kept_outputs(config.state_dir) if k.function == "quick_finetune"]
+    assert len(kept) == 1 and kept[0].researcher == "r1@uni.example"
+    assert sorted(kept[0].files) == ["counter.json", "counter.pt"]
+    assert kept[0].files["counter.pt"]["sha256"] == row["weights_sha256"]  # named, not sent
+    weights = kept_folder(config.state_dir, kept[0].token) / "counter.pt"
+    assert load_counter(weights).sha256 == row["weights_sha256"]  # usable at the factory
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o600
+    logged = [e for e in audit.entries(config.state_dir) if e["kind"] == "kept"]
+    assert [e["details"]["token"] for e in logged] == [kept[0].token]
+
+    listed = run_workbench("datasite", "kept", str(config.path))
+    assert listed.returncode == 0 and kept[0].token in listed.stdout, listed.stderr
+    out = tmp_path / "released"
+    released = run_workbench(
+        "datasite", "kept", str(config.path), "--release", kept[0].token, "--out", str(out)
+    )
+    assert released.returncode == 0, released.stderr
+    assert (out / "counter.pt").read_bytes() == weights.read_bytes()
+    again = run_workbench(
+        "datasite", "kept", str(config.path), "--release", kept[0].token, "--out", str(out)
+    )
+    assert again.returncode != 0 and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+    logged = [e for e in audit.entries(config.state_dir) if e["kind"] == "kept"]
+    assert logged[-1]["details"]["released_to"] == str(out)
+
+
+def run_workbench(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=120
+    )

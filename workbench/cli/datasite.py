@@ -101,6 +101,13 @@ def status(config: str) -> None:
     show_default=True,
     help="Largest batch (one asset; every run loads whole assets).",
 )
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of <stem>.labels.json files (the annotation widget's): the marks go with "
+    "their images, for fine-tuning at the factory.",
+)
 @click.option("--quiet", "no_progress", is_flag=True, help="No progress bar.")
 def upload(
     config: str,
@@ -110,6 +117,7 @@ def upload(
     pixel_size_um: float | None,
     skip_bad: bool,
     batch_mb: float,
+    labels: Path | None,
     no_progress: bool,
 ) -> None:
     from workbench.remote.upload import UPLOAD_JOURNALS, local_blob_folder, upload_folder
@@ -130,6 +138,7 @@ def upload(
             max_batch_bytes=int(batch_mb * 1e6),
             journal=site.state_dir / UPLOAD_JOURNALS / f"{name}.json",
             blob_folder=local_blob_folder(site),
+            labels=labels,
         )
     except KeyboardInterrupt:
         raise WorkbenchError(
@@ -220,3 +229,52 @@ def restore(backup: Path, config: Path, start: bool, timeout: float) -> None:
             f"{site.name} is up on {site.url} (pid {done.pid}) with identity "
             f"{done.server_uid[:12]}...: researchers log in as before"
         )
+
+
+@datasite.command(
+    help="List the files researchers' runs left at CONFIG's factory (fine-tuned weights); "
+    "with --release, copy one run's files out: the admin's release decision, audited."
+)
+@click.argument("config")
+@click.option("--release", "token", default=None, help="The kept output to release (its token).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="New folder to copy the released files into (with --release).",
+)
+def kept(config: str, token: str | None, out: Path | None) -> None:
+    from workbench.privacy import audit
+    from workbench.remote.kept import export_kept, kept_folder, kept_output, kept_outputs
+
+    site = _config(config)
+    if token is None:
+        if out is not None:
+            raise WorkbenchError("--out goes with --release TOKEN")
+        records = kept_outputs(site.state_dir)
+        if not records:
+            click.echo(f"{site.name} keeps no files of researchers' runs")
+        for record in records:
+            files = ", ".join(
+                f"{name} ({facts['bytes'] / 1e6:.1f} MB, sha256 {facts['sha256'][:12]})"
+                for name, facts in record.files.items()
+            )
+            click.echo(
+                f"{record.token}  {record.kept_at}  {record.function} by {record.researcher}: "
+                f"{files}  [{kept_folder(site.state_dir, record.token)}]"
+            )
+        return
+    if out is None:
+        raise WorkbenchError("--release needs --out: a new folder to copy the files into")
+    record = kept_output(site.state_dir, token)
+    written = export_kept(site.state_dir, token, out)
+    audit.append(
+        site.state_dir,
+        "kept",
+        actor=site.admin_email,
+        request=record.request,
+        function=record.function,
+        released_to=str(out),
+        files=record.files,
+    )
+    click.echo(f"released {len(written)} file(s) of {record.function} ({token}) into {out}")

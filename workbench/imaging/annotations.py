@@ -129,6 +129,25 @@ def crystals_in(record: dict[str, Any]) -> int:
     return 0
 
 
+def marks_from_truth(truth: dict) -> list[dict]:
+    """The marks a careful person would set on a synthetic frame: its truth records.
+
+    Used to measure what labelling buys (``workbench finetune --check``) without a
+    person, and as the labels of a labelled dataset's synthetic mock; crystals keep
+    their agglomerate, imperfections their kind.
+
+    Examples
+    --------
+    >>> truth = {"objects": [{"id": 1, "kind": "crystal", "centroid_xy": [1, 2],
+    ...                       "agglomerate": None, "diameter_um": 30.0}]}
+    >>> marks_from_truth(truth)  # doctest: +NORMALIZE_WHITESPACE
+    [{'id': 1, 'kind': 'crystal', 'centroid_xy': [1, 2], 'diameter_um': 30.0,
+      'agglomerate': None}]
+    """
+    keys = ("id", "kind", "centroid_xy", "diameter_um", "agglomerate", "members")
+    return [{k: o[k] for k in keys if k in o} for o in truth["objects"]]
+
+
 def count_of(annotation: Annotation) -> int:
     """Primary crystals marked: single crystals + crystals of each agglomerate.
 

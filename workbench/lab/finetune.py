@@ -29,7 +29,10 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +44,12 @@ from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
 from workbench.imaging._model_input import prepare_input
 from workbench.imaging._model_network import CLASSES
-from workbench.imaging.annotations import LABELS_SUFFIX, load_annotations
+from workbench.imaging.annotations import (
+    LABELS_SUFFIX,
+    crystals_in,
+    load_annotations,
+    marks_from_truth,
+)
 from workbench.imaging.io import list_images, load_image, to_gray_float
 from workbench.imaging.model import (
     CrystalCounter,
@@ -57,6 +65,7 @@ from workbench.lab.train import Tile, TrainConfig, TrainResult, train
 
 FINETUNE_STEPS = 300
 FINETUNE_LEARNING_RATE = 5e-4
+CHECK_FRACTION = 0.25  # of a datasite's labelled frames, kept out of training to score it
 TYPICAL_RADIUS_PX = 10.0  # a 40 µm crystal at the 2 µm working scale, for marks in no particle
 _CLASS = {name: index for index, name in enumerate(CLASSES)}
 
@@ -183,6 +192,77 @@ def finetune(
     return train(config, out, progress=progress, tiles=tiles)
 
 
+def finetune_batch(
+    batch: dict,
+    out: str | Path,
+    steps: int = FINETUNE_STEPS,
+    check_fraction: float = CHECK_FRACTION,
+) -> dict:
+    """Fine-tune on the labelled frames of an image batch; return aggregates only.
+
+    What a factory's datasite runs for a fine-tuning code request
+    (:func:`workbench.remote.counting.finetune_counter`): `out` is the run's keep
+    folder, so the weights stay at the factory. The last `check_fraction` of the
+    labelled frames (one at least, once there are four) is kept out of training and
+    scores the counter before and after against the count its marks give.
+
+    Parameters
+    ----------
+    batch : dict
+        An image batch (:mod:`workbench.remote.upload`) whose ``labels`` holds, per
+        image, its marks (truth-format object records) or None.
+    out : str or Path
+        Where ``counter.pt`` and ``counter.json`` are written (nothing else).
+    steps : int
+    check_fraction : float
+
+    Returns
+    -------
+    dict
+        ``labelled``, ``trained_on``, ``checked_on`` (frames), ``steps``, ``seconds``,
+        ``accuracy_before`` and ``accuracy_after`` (mean counting accuracy on the check
+        frames, None without any), ``weights_sha256``.
+
+    Raises
+    ------
+    WorkbenchError
+        When no image of the batch is labelled.
+    """
+    started = time.perf_counter()
+    labels = batch.get("labels") or [None] * len(batch["images"])
+    frames = [
+        (
+            LabelledFrame(name, to_gray_float(image), float(batch["pixel_size_um"]), objects),
+            {"camera": batch["camera"], "count": sum(crystals_in(o) for o in objects)},
+        )
+        for image, name, objects in zip(batch["images"], batch["files"], labels, strict=True)
+        if objects is not None
+    ]
+    if not frames:
+        raise WorkbenchError("no labelled frames in this batch: upload labels with the images")
+    n_check = max(1, round(check_fraction * len(frames))) if len(frames) >= 4 else 0
+    train_on, check = frames[: len(frames) - n_check], frames[len(frames) - n_check :]
+    before = model_accuracy(None, check) if check else None
+    with tempfile.TemporaryDirectory() as scratch:
+        result = finetune([f for f, _ in train_on], scratch, steps=steps, progress=False)
+        after = model_accuracy(result.weights, check) if check else None
+        Path(out).mkdir(parents=True, exist_ok=True)
+        for made in (result.weights, result.weights.with_suffix(".json")):
+            shutil.copyfile(made, Path(out) / made.name)
+    return {
+        "labelled": len(frames),
+        "trained_on": len(train_on),
+        "checked_on": len(check),
+        "steps": steps,
+        "seconds": round(time.perf_counter() - started, 1),
+        "accuracy_before": None if before is None else round(before, 4),
+        "accuracy_after": None if after is None else round(after, 4),
+        "weights_sha256": hashlib.sha256(
+            (Path(out) / result.weights.name).read_bytes()
+        ).hexdigest(),
+    }
+
+
 def labelled_frames(labels_dir: str | Path, images_dir: str | Path) -> list[LabelledFrame]:
     """The frames of every label file in `labels_dir`, read from `images_dir`.
 
@@ -235,31 +315,13 @@ def truth_frames(folder: str | Path) -> list[tuple[LabelledFrame, dict]]:
         gray = load_image(path).pixels
         frames.append(
             (
-                LabelledFrame(path.name, gray, pixel_size_um, perfect_annotation(truth)),
+                LabelledFrame(path.name, gray, pixel_size_um, marks_from_truth(truth)),
                 truth,
             )
         )
     if not frames:
         raise WorkbenchError(f"{folder}: no images with <stem>.json truth beside them to check on")
     return frames
-
-
-def perfect_annotation(truth: dict) -> list[dict]:
-    """The marks a careful person would set on a synthetic frame: its truth records.
-
-    Used to measure what labelling buys (``workbench finetune --check``) without a
-    person; crystals keep their agglomerate, imperfections their kind.
-
-    Examples
-    --------
-    >>> truth = {"objects": [{"id": 1, "kind": "crystal", "centroid_xy": [1, 2],
-    ...                       "agglomerate": None, "diameter_um": 30.0}]}
-    >>> perfect_annotation(truth)  # doctest: +NORMALIZE_WHITESPACE
-    [{'id': 1, 'kind': 'crystal', 'centroid_xy': [1, 2], 'diameter_um': 30.0,
-      'agglomerate': None}]
-    """
-    keys = ("id", "kind", "centroid_xy", "diameter_um", "agglomerate", "members")
-    return [{k: o[k] for k in keys if k in o} for o in truth["objects"]]
 
 
 def _working_xy(record: dict, scale: float) -> tuple[float, float]:
@@ -292,7 +354,7 @@ def heldout_frames(
         name = f"heldout_{camera}_s{seed}"
         frames.append(
             (
-                LabelledFrame(name, gray, pixel_size_um, perfect_annotation(sample.truth)),
+                LabelledFrame(name, gray, pixel_size_um, marks_from_truth(sample.truth)),
                 sample.truth,
             )
         )

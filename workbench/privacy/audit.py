@@ -52,6 +52,7 @@ KINDS = (
     "adoption",
     "budget",
     "pooled",
+    "kept",
 )
 
 

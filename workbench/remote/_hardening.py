@@ -10,8 +10,10 @@ researchers runs them:
    bubblewrap sandbox (:mod:`workbench.sandbox`), checks the result against the
    factory's output rule, and then either returns it (``release = "auto"``) or holds
    it at the factory until the admin releases it (``release = "review"``, see
-   :mod:`workbench.remote.held`). Progress is set by the datasite in coarse stages.
-   syft's second run, on the mock data, is skipped: its value is never used.
+   :mod:`workbench.remote.held`). Files the run left in its keep folder are stored at
+   the factory (:mod:`workbench.remote.kept`) and never returned. Progress is set by
+   the datasite in coarse stages. syft's second run, on the mock data, is skipped:
+   its value is never used.
    Each run's sandbox is started before the run, with the counting modules imported
    (:class:`workbench.sandbox.SandboxPool`; the server starts the first one as it
    comes up): a run skips 0.5-0.7 s of start, and still gets a sandbox of its own.
@@ -31,7 +33,8 @@ researchers runs them:
    and a stored one is never loaded.
 7. Audit: every code request submitted is written to the factory's hash-chained
    audit log (:mod:`workbench.privacy.audit`); (1) logs each run, refusal, hold,
-   release and delivery, with the size and a hash of what left, never the value.
+   release, delivery and kept files, with the size and a hash of what left (or
+   stayed), never the value.
 
 Pooled requests (:mod:`workbench.remote.pooling`) go through (1) too: the datasite
 sums the function's per-image rows, adds its noise and masks, and releases that.
@@ -58,6 +61,7 @@ from syft.types.errors import SyftException
 from workbench.errors import WorkbenchError
 from workbench.privacy import audit
 from workbench.remote import held as held_store
+from workbench.remote import kept as kept_store
 from workbench.remote import pooling
 from workbench.remote._patches import Patch
 from workbench.remote._syft_calls import code_inputs
@@ -227,6 +231,15 @@ def _run_checked(config: DatasiteConfig, sandboxes: SandboxPool, code_item, kwar
         raise _RefusedError(
             f"result of {name} refused by {config.name}'s output rule {broken.rule}", broken.detail
         )
+    if outcome.kept:
+        kept = kept_store.keep(
+            config.state_dir,
+            request=str(request.id),
+            function=name,
+            researcher=str(request.requesting_user_email),
+            files=outcome.kept,
+        )
+        _audit(config, "kept", code_item, context, token=kept.token, files=kept.files)
     if config.release == "review":
         held = held_store.hold(
             config.state_dir,
@@ -363,6 +376,7 @@ def _failure_message(config: DatasiteConfig, name: str, outcome: SandboxOutcome)
             "file size": f"{config.sandbox.max_file_mb} MiB",
             "tmp space": f"{config.sandbox.tmp_mb} MiB",
             "output size": f"{config.sandbox.max_output_kb} KiB",
+            "kept size": f"{config.sandbox.max_kept_mb} MiB",
         }.get(outcome.limit, "")
         return f"run of {name} stopped by {config.name}'s {outcome.limit} limit ({value})".replace(
             " ()", ""

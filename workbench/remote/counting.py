@@ -94,6 +94,34 @@ def count_crystals(images: dict, datasite: Any = None) -> dict:
     }
 
 
+def finetune_counter(images: dict, datasite: Any = None) -> dict:
+    """Fine-tune the learned counter on the batch's labelled frames; the weights stay.
+
+    Runs :func:`workbench.lab.finetune.finetune_batch` (300 steps from the shipped
+    weights; a quarter of the labelled frames scores the counter before and after)
+    and writes ``counter.pt`` + ``counter.json`` into the run's keep folder
+    (:func:`workbench.sandbox.keep.keep_folder`): on a datasite they are stored at the
+    factory (``workbench datasite kept``), and only the admin can release them.
+
+    Parameters
+    ----------
+    images : dict
+        An image batch uploaded with labels (``workbench datasite upload --labels``).
+    datasite : optional
+        syft's datasite handle inside a job (unused: fine-tuning reports no steps).
+
+    Returns
+    -------
+    dict
+        ``labelled``, ``trained_on``, ``checked_on``, ``steps``, ``seconds``,
+        ``accuracy_before``, ``accuracy_after``, ``weights_sha256``.
+    """
+    from workbench.lab.finetune import finetune_batch
+    from workbench.sandbox.keep import keep_folder
+
+    return finetune_batch(images, keep_folder())
+
+
 def mean_intensity(images: dict, datasite: Any = None) -> dict:
     """Mean gray level over a batch: a quick function for trials and tests.
 

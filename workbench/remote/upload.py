@@ -182,21 +182,34 @@ def batch_slices(
 
 
 def image_batch(
-    images: list[np.ndarray], files: list[str], camera: str, pixel_size_um: float
+    images: list[np.ndarray],
+    files: list[str],
+    camera: str,
+    pixel_size_um: float,
+    labels: list[list[dict] | None] | None = None,
 ) -> ImageBatch:
     """The dict one asset holds (private data and mock alike).
+
+    With `labels` (per image, its marks as truth-format object records, or None for
+    an image nobody labelled) the batch also serves fine-tuning
+    (:func:`workbench.remote.counting.finetune_counter`).
 
     Examples
     --------
     >>> sorted(image_batch([], [], "legacy", 2.0))
     ['camera', 'files', 'images', 'pixel_size_um']
+    >>> image_batch([np.zeros((2, 2))], ["a.png"], "legacy", 2.0, labels=[None])["labels"]
+    [None]
     """
-    return {
+    batch = {
         "images": list(images),
         "files": list(files),
         "camera": camera,
         "pixel_size_um": float(pixel_size_um),
     }
+    if labels is not None:
+        batch["labels"] = [None if marks is None else list(marks) for marks in labels]
+    return batch
 
 
 def mock_batch(
@@ -206,10 +219,13 @@ def mock_batch(
     n_images: int = MOCK_IMAGES,
     shape: tuple[int, int] = MOCK_SHAPE,
     seed: int = 0,
+    labelled: bool = False,
 ) -> ImageBatch:
     """Small synthetic images of `camera` at the same pixel size: a mock asset.
 
-    Made from public parameters only (camera profile, pixel size, seed).
+    Made from public parameters only (camera profile, pixel size, seed). `labelled`
+    adds ``labels``: each image's synthetic truth as marks (the mock of a labelled
+    batch).
 
     Examples
     --------
@@ -217,15 +233,18 @@ def mock_batch(
     >>> len(mock["images"]), mock["images"][0].shape, mock["pixel_size_um"]
     (2, (128, 160), 2.0)
     """
+    from workbench.imaging.annotations import marks_from_truth
     from workbench.synth import synthesize
 
     profile = get_camera(camera, pixel_size_um)
-    images = [
-        synthesize(camera, seed=seed + i, pixel_size_um=profile.pixel_size_um, shape=shape).image
+    samples = [
+        synthesize(camera, seed=seed + i, pixel_size_um=profile.pixel_size_um, shape=shape)
         for i in range(n_images)
     ]
     files = [f"mock-{seed + i:03d}.png" for i in range(n_images)]
-    return image_batch(images, files, camera, profile.pixel_size_um)
+    labels = [marks_from_truth(sample.truth) for sample in samples] if labelled else None
+    images = [sample.image for sample in samples]
+    return image_batch(images, files, camera, profile.pixel_size_um, labels)
 
 
 def upload_folder(
@@ -243,6 +262,7 @@ def upload_folder(
     clock: Callable[[], float] | None = None,
     journal: str | Path | None = None,
     blob_folder: str | Path | None = None,
+    labels: str | Path | None = None,
 ) -> UploadSummary:
     """Read, check and upload the images of `folder` as dataset `name`, batch by batch.
 
@@ -286,6 +306,10 @@ def upload_folder(
         written there, after its blob entry is allocated through the API, instead of
         travelling through syft's API call (four more copies, a signature over the
         whole batch and a deserialization on the server).
+    labels : str or Path, optional
+        A folder of label files (``<stem>.labels.json``, the annotation widget's): each
+        batch then carries its images' marks (``labels``, None for an unlabelled image)
+        and its mock the mock images' synthetic truth, for fine-tuning at the factory.
 
     Returns
     -------
@@ -311,6 +335,7 @@ def upload_folder(
     paths = list_images(folder)
     if not paths:
         raise WorkbenchError(f"{folder}: no image files (PNG, TIFF, JPEG, BMP) in this folder")
+    marks = _marks_by_image(labels, paths) if labels is not None else None
     record = _Journal.open(journal, admin, name, camera, profile.pixel_size_um, mock_shape)
     if _dataset_exists(admin, name):
         if record is not None and record.complete and record.covers(paths):
@@ -326,8 +351,11 @@ def upload_folder(
         batches = _read_batches(paths, start, skip_bad, max_batch_images, max_batch_bytes)
         with contextlib.closing(batches):  # a failed upload stops the reading threads
             for batch in batches:
+                batch_labels = None if marks is None else [marks.get(f) for f in batch.files]
                 upload.store(
-                    image_batch(batch.images, batch.files, camera, profile.pixel_size_um),
+                    image_batch(
+                        batch.images, batch.files, camera, profile.pixel_size_um, batch_labels
+                    ),
                     consumed=[_fingerprint(path) for path in paths[batch.start : batch.end]],
                     skipped=batch.skipped,
                 )
@@ -351,6 +379,29 @@ def upload_folder(
     finally:
         bar.close()
     return upload.summary(clock() - started)
+
+
+def _marks_by_image(labels: str | Path, paths: list[Path]) -> dict[str, list[dict]]:
+    """The marks of each labelled image of `paths`, by file name.
+
+    Raises
+    ------
+    WorkbenchError
+        For a malformed label file, none at all, or labels of an image not uploaded.
+    """
+    from workbench.imaging.annotations import LABELS_SUFFIX, load_annotations
+
+    annotations = load_annotations(labels)
+    if not annotations:
+        raise WorkbenchError(f"{labels}: no label files (<stem>{LABELS_SUFFIX}) in this folder")
+    names = {path.name for path in paths}
+    for annotation in annotations:
+        if annotation.image not in names:
+            raise WorkbenchError(
+                f"{labels}: labels of {annotation.image}, which is not among the images "
+                "uploaded; nothing was uploaded"
+            )
+    return {annotation.image: [dict(o) for o in annotation.objects] for annotation in annotations}
 
 
 def upload_batches(
@@ -634,9 +685,15 @@ class _DatasetUpload:
         content.update(leftover_twins=[], pending_twins=[], pending_blobs=[])
         self.journal.save()
 
-    def _mock(self, index: int, camera: str, pixel_size_um: float) -> ImageBatch:
+    def _mock(self, index: int, batch: ImageBatch) -> ImageBatch:
         """The mock of batch `index`: synthetic, from public parameters, reproducible."""
-        return mock_batch(camera, pixel_size_um, shape=self.mock_shape, seed=MOCK_IMAGES * index)
+        return mock_batch(
+            batch["camera"],
+            batch["pixel_size_um"],
+            shape=self.mock_shape,
+            seed=MOCK_IMAGES * index,
+            labelled="labels" in batch,
+        )
 
     def store(
         self, batch: ImageBatch, *, consumed: list | None = None, skipped: Sequence[str] = ()
@@ -646,7 +703,7 @@ class _DatasetUpload:
         from syft.types.twin_object import TwinObject
         from syft.types.uid import UID
 
-        mock = self._mock(len(self.assets), batch["camera"], batch["pixel_size_um"])
+        mock = self._mock(len(self.assets), batch)
         twin = TwinObject(
             private_obj=ActionObject.from_obj(batch),
             mock_obj=ActionObject.from_obj(mock),
