@@ -663,7 +663,10 @@ class _DatasetUpload:
         if journal is not None:
             for batch in journal.batches:  # stored by an earlier attempt
                 mock = self._mock(
-                    len(self.assets), journal.content["camera"], batch["pixel_size_um"]
+                    len(self.assets),
+                    journal.content["camera"],
+                    batch["pixel_size_um"],
+                    batch.get("labelled", False),
                 )
                 self.assets.append(self._asset(batch["twin"], mock, len(batch["files"])))
                 self.images += len(batch["files"])
@@ -685,14 +688,14 @@ class _DatasetUpload:
         content.update(leftover_twins=[], pending_twins=[], pending_blobs=[])
         self.journal.save()
 
-    def _mock(self, index: int, batch: ImageBatch) -> ImageBatch:
+    def _mock(self, index: int, camera: str, pixel_size_um: float, labelled: bool) -> ImageBatch:
         """The mock of batch `index`: synthetic, from public parameters, reproducible."""
         return mock_batch(
-            batch["camera"],
-            batch["pixel_size_um"],
+            camera,
+            pixel_size_um,
             shape=self.mock_shape,
             seed=MOCK_IMAGES * index,
-            labelled="labels" in batch,
+            labelled=labelled,
         )
 
     def store(
@@ -703,7 +706,9 @@ class _DatasetUpload:
         from syft.types.twin_object import TwinObject
         from syft.types.uid import UID
 
-        mock = self._mock(len(self.assets), batch)
+        mock = self._mock(
+            len(self.assets), batch["camera"], batch["pixel_size_um"], "labels" in batch
+        )
         twin = TwinObject(
             private_obj=ActionObject.from_obj(batch),
             mock_obj=ActionObject.from_obj(mock),
@@ -743,6 +748,7 @@ class _DatasetUpload:
                     "twin": str(twin.id),
                     "bytes": nbytes,
                     "pixel_size_um": batch["pixel_size_um"],
+                    "labelled": "labels" in batch,
                 }
             )
             self.journal.content.update(pending_blobs=[], pending_twins=[])
