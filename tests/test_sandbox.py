@@ -250,7 +250,9 @@ def test_a_waiting_sandbox_outlives_the_thread_that_ran_before_it():
     # The trap the pool's own starter thread avoids: bwrap --die-with-parent kills a
     # sandbox when the thread that started it ends (a datasite's job threads do).
     started = []
-    starter = threading.Thread(target=lambda: started.append(Sandbox(FAST)))
+    # The starter lives a second past the start: bwrap has set its parent-death signal
+    # by then (a thread ending before that would leave the sandbox running).
+    starter = threading.Thread(target=lambda: (started.append(Sandbox(FAST)), time.sleep(1.0)))
     starter.start()
     starter.join()
     deadline = time.monotonic() + 10
