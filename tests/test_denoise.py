@@ -98,6 +98,19 @@ def test_a_thick_wall_with_a_gap_is_left_for_the_crystal_segmentation():
     assert removal.removed["debris"] == 0 and removal.removed["bubble"] == 0, removal.removed
 
 
+def test_a_crystals_dark_corner_is_left_for_the_crystal_segmentation():
+    # Two steep faces of a small thick crystal meet at a corner: an L of dark walls,
+    # dark throughout but filling only ~70 % of its convex hull; debris is compact.
+    flat = _blank()
+    outline = np.array([[150, 150], [190, 150], [190, 190], [150, 190]])
+    cv2.polylines(flat, [outline], True, 0.55, 1)
+    cv2.rectangle(flat, (150, 150), (189, 161), 0.2, -1)
+    cv2.rectangle(flat, (150, 150), (161, 189), 0.2, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["debris"] == 0, removal.removed
+    assert not removal.mask[155, 175]
+
+
 def test_a_crystals_dark_side_wall_is_not_a_fibre():
     # A tilted block: thin rims, and one steep side face imaged as a short dark bar
     # (24 px, 48 µm, at 2 µm/px: shorter than any fibre).

@@ -52,6 +52,12 @@ class ClassicalParams:
     opaque_min_share : float
         An opaque core makes at least this share of the rim-dark region around it
         (where rims of an agglomerate cross, small dark spots form in a web of rims).
+    debris_min_solidity : float
+        Debris is dark throughout and compact: its core fills at least this share of
+        the pixels of its convex hull (0.87-1.0 measured on both renderers' debris). A
+        less solid dark core is a crystal's thick walls meeting at a corner, or an open
+        ring (cores taken for debris on held-out crystals: 0.47-0.89 for nine in ten),
+        left for the segmentation.
     bubble_min_diameter_um : float
         Smallest air bubble.
     bubble_ring_darkness : float
@@ -136,6 +142,7 @@ class ClassicalParams:
     opaque_mean_darkness: float = 0.50
     opaque_min_area_um2: float = 120.0
     opaque_min_share: float = 0.25
+    debris_min_solidity: float = 0.75
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25
     bubble_min_roundness: float = 0.75

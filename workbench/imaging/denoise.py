@@ -373,8 +373,10 @@ def _opaque_kind(
             # Grow over the bright halo just outside the ring (about 15 % of the radius).
             return "bubble", 2 + int(0.15 * diameter_px)
         return None, 0
-    if _hull_area(component) > 1.6 * component.sum():
-        return None, 0  # an open ring (a thick wall with a gap) or a crescent: not dark throughout
+    if component.sum() < params.debris_min_solidity * _hull_pixels(component):
+        # An open ring (a thick wall with a gap), a crescent or a crystal's dark walls:
+        # not dark throughout.
+        return None, 0
     return "debris", 2
 
 
@@ -382,6 +384,14 @@ def _hull_area(component: np.ndarray) -> float:
     """Area in pixels of the convex hull of a component's pixels."""
     points = np.column_stack(np.nonzero(component)[::-1]).astype(np.float32)
     return float(cv2.contourArea(cv2.convexHull(points)))
+
+
+def _hull_pixels(component: np.ndarray) -> int:
+    """Pixels inside the convex hull of a component (itself included)."""
+    points = np.column_stack(np.nonzero(component)[::-1]).astype(np.int32)
+    hull = np.zeros(component.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    return int(hull.sum())
 
 
 def _bubble_shaped(filled: np.ndarray, box, shape, params: ClassicalParams) -> bool:
