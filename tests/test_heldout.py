@@ -158,8 +158,9 @@ def test_classical_accuracy_floor_on_heldout_legacy_frames():
 def test_model_and_auto_floors_on_heldout_frames():
     # Shipped weights: model 74.2 % on these legacy frames, auto (the classical method
     # there) 98.0 %; auto on hires crops 96.7 % (91.7 % before debris had to be compact,
-    # 86.7 % before the classical method's bubble, wall and fibre changes), keeping the classical count on the crops where the
-    # model disagreed. Below the floors is a regression.
+    # 86.7 % before the classical method's bubble, wall and fibre changes), keeping the
+    # classical count on the crops where the model disagreed. Below the floors is a
+    # regression.
     def mean_accuracy(camera: str, method: str, seeds: range, shape: tuple[int, int]) -> float:
         scores = []
         for seed in seeds:

@@ -68,9 +68,7 @@ def test_an_interrupted_upload_resumes_and_sends_only_what_is_missing(site, tmp_
     config, admin = site["config"], site["admin"].client
     folder = tmp_path / "frames"
     folder.mkdir()
-    # 24 batches: Ctrl-C follows the first stored batch within a poll (20 ms); the
-    # others take seconds, even on a quiet machine with a fast datasite (10 were not
-    # always enough when the suite kept this process from polling).
+    # 24 batches of one frame each (1.5 MB batches).
     frames = [np.random.default_rng(i).integers(0, 256, (1024, 1280), np.uint8) for i in range(24)]
     for index, frame in enumerate(frames):  # 1.3 MB each: one frame per 1.5 MB batch
         cv2.imwrite(str(folder / f"frame-{index:02d}.png"), frame)
@@ -84,18 +82,21 @@ def test_an_interrupted_upload_resumes_and_sends_only_what_is_missing(site, tmp_
         except (OSError, ValueError):
             return 0
 
-    # At the lowest priority: on a busy machine the whole upload could otherwise run
-    # while this process waits for a core, and finish before the Ctrl-C.
+    # The uploader runs in slices of 10 ms, stopped while the journal is read, so the
+    # Ctrl-C lands after its first stored batch however busy the machine is (polling a
+    # free-running upload lost that race under a loaded test suite).
     uploading = subprocess.Popen(
-        ["nice", "-n", "19", *upload_command(config, folder)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        upload_command(config, folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + TIMEOUT
-    while stored() < 1 and uploading.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while uploading.poll() is None and time.monotonic() < deadline:
+        uploading.send_signal(signal.SIGSTOP)
+        if stored() >= 1:
+            break
+        uploading.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
     uploading.send_signal(signal.SIGINT)  # Ctrl-C
+    uploading.send_signal(signal.SIGCONT)
     _, err = uploading.communicate(timeout=TIMEOUT)
     kept = stored()
     assert uploading.returncode != 0, "the upload finished before it could be interrupted"

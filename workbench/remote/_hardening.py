@@ -232,13 +232,20 @@ def _run_checked(config: DatasiteConfig, sandboxes: SandboxPool, code_item, kwar
             f"result of {name} refused by {config.name}'s output rule {broken.rule}", broken.detail
         )
     if outcome.kept:
-        kept = kept_store.keep(
-            config.state_dir,
-            request=str(request.id),
-            function=name,
-            researcher=str(request.requesting_user_email),
-            files=outcome.kept,
-        )
+        try:
+            kept = kept_store.keep(
+                config.state_dir,
+                request=str(request.id),
+                function=name,
+                researcher=str(request.requesting_user_email),
+                files=outcome.kept,
+            )
+        except (OSError, WorkbenchError) as error:
+            raise _RefusedError(
+                f"the files {name} left could not be kept at {config.name}; its admin can "
+                "read why in the job log",
+                str(error),
+            ) from None
         _audit(config, "kept", code_item, context, token=kept.token, files=kept.files)
     if config.release == "review":
         held = held_store.hold(

@@ -6,8 +6,8 @@ factory's secrets)::
     DEST/manifest.json    factory, server id, when, and every file's size and SHA-256
     DEST/config.toml      the factory's TOML file
     DEST/state/...        the state folder: database, blobs, identity, admin password,
-                          held results, and whatever else lives there (tools, keys, logs
-                          of decisions)
+                          held results, kept files (fine-tuned weights), and whatever
+                          else lives there (tools, keys, logs of decisions)
 
 Every SQLite database in the state folder (``datasite.sqlite``, but also any other a
 component keeps there) is copied with SQLite's online backup API: one consistent
