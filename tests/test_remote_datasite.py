@@ -479,6 +479,7 @@ def labelled_folder(folder: Path, n_frames: int) -> tuple[Path, Path]:
 
 
 def test_finetuned_weights_stay_at_the_factory_until_the_admin_releases_them(site, tmp_path):
+    from widgets.inbox import kept_html
     from workbench.imaging.model import load_counter
     from workbench.privacy import audit
     from workbench.remote.kept import kept_folder, kept_outputs
@@ -507,6 +508,7 @@ def test_finetuned_weights_stay_at_the_factory_until_the_admin_releases_them(sit
     assert stat.S_IMODE(weights.stat().st_mode) == 0o600
     logged = [e for e in audit.entries(config.state_dir) if e["kind"] == "kept"]
     assert [e["details"]["token"] for e in logged] == [kept[0].token]
+    assert kept[0].token in kept_html(config.state_dir)  # the admin's inbox, "Kept files"
 
     listed = run_workbench("datasite", "kept", str(config.path))
     assert listed.returncode == 0 and kept[0].token in listed.stdout, listed.stderr

@@ -31,6 +31,7 @@ from workbench.privacy import audit, budget
 from workbench.remote import browse, release, review
 from workbench.remote.admin import AdminSession
 from workbench.remote.held import HeldResult
+from workbench.remote.kept import kept_outputs
 from workbench.sandbox import SandboxOutcome
 
 STATUSES = ("all", "pending", "approved", "rejected")
@@ -73,12 +74,15 @@ class ReviewInbox:
         Required to withhold; shown to the researcher.
     release_held_button, withhold_button : Button
         Release the selected held result, or withhold it with the reason.
+    kept_view : HTML
+        Files researchers' runs left at the factory (fine-tuned weights), and how to use
+        or release them.
     audit_view : HTML
         The factory's audit log, newest entries first, and whether its chain is whole.
     budget_view : HTML
         Privacy loss each researcher has spent here, and what is left.
     tabs : Tab
-        "Held results", "Audit log" and "Privacy budget".
+        "Held results", "Kept files", "Audit log" and "Privacy budget".
     widget : VBox
         The whole inbox (what a notebook displays).
     """
@@ -132,6 +136,7 @@ class ReviewInbox:
         self.withhold_button = w.Button(
             description="Withhold", button_style="danger", icon="ban", disabled=True
         )
+        self.kept_view = w.HTML()
         self.audit_view = w.HTML()
         self.budget_view = w.HTML()
         self.message = w.HTML()
@@ -200,6 +205,7 @@ class ReviewInbox:
             for h in self.held.values()
         ]
         self._show_held()
+        self.kept_view.value = kept_html(self.session.config.state_dir)
         self.audit_view.value = _audit_html(self.session.config.state_dir)
         self.budget_view.value = _budget_html(self.session)
 
@@ -331,8 +337,9 @@ class ReviewInbox:
                 w.HBox([self.release_held_button, self.withhold_button]),
             ]
         )
-        self.tabs = w.Tab(children=[held, self.audit_view, self.budget_view])
-        for index, title in enumerate(("Held results", "Audit log", "Privacy budget")):
+        self.tabs = w.Tab(children=[held, self.kept_view, self.audit_view, self.budget_view])
+        titles = ("Held results", "Kept files", "Audit log", "Privacy budget")
+        for index, title in enumerate(titles):
             self.tabs.set_title(index, title)
         return w.VBox(
             [
@@ -436,6 +443,38 @@ def _findings_html(found: list) -> str:
         for f in found
     )
     return f"<ul style='color:#cf222e'>{items}</ul>"
+
+
+def kept_html(state_dir: Any) -> str:
+    """The files researchers' runs left at the factory (fine-tuned weights), newest first.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> "keeps no files" in kept_html(tempfile.mkdtemp())
+    True
+    """
+    records = kept_outputs(state_dir)
+    if not records:
+        return notice_html("This factory keeps no files of researchers' runs.")
+    rows = [
+        {
+            "token": record.token,
+            "kept": record.kept_at[:16],
+            "function": record.function,
+            "researcher": record.researcher,
+            "files": ", ".join(
+                f"{name} ({facts['bytes'] / 1e6:.1f} MB, sha256 {facts['sha256'][:12]})"
+                for name, facts in record.files.items()
+            ),
+        }
+        for record in reversed(records)
+    ]
+    return notice_html(
+        "Kept at the factory, never sent. Count with them here (workbench count --weights "
+        "STATE/kept/TOKEN/counter.pt); release one by copying it out: workbench datasite "
+        "kept CONFIG --release TOKEN --out DIR (audited)."
+    ) + table_html(pd.DataFrame(rows))
 
 
 def _audit_html(state_dir: Any, last: int = 25) -> str:
