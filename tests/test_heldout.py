@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import ast
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from workbench.camera import get_camera
 from workbench.cli import main
 from workbench.errors import WorkbenchError
+from workbench.imaging.classical_params import DEFAULT_PARAMS
+from workbench.imaging.io import to_gray_float
 from workbench.imaging.pipeline import analyze
+from workbench.imaging.segment import detect_crystals
 from workbench.lab.evaluate import score_image
 from workbench.lab.heldout import render_heldout
 
@@ -171,3 +176,21 @@ def test_model_and_auto_floors_on_heldout_frames():
 
     assert mean_accuracy("legacy", "model", range(6), (512, 640)) >= 0.70
     assert mean_accuracy("hires", "auto", range(3), (1200, 1600)) >= 0.93
+
+
+def test_the_blur_of_a_dark_neighbour_is_not_a_faint_crystal():
+    # Held-out crystals have bright halos; smoothed, a dark rim's blur spills over them
+    # past the keep-out and made faint "blobs" whose own pixels are not dark at all.
+    frame = render_heldout("legacy", seed=700, density_per_mm2=25.0, shape=(512, 640))
+    gray, camera = to_gray_float(frame.image), get_camera("legacy", 2.0)
+    counts = {
+        floor: int(
+            detect_crystals(
+                gray, camera, replace(DEFAULT_PARAMS, faint_crystal_min_darkness=floor)
+            ).members.sum()
+        )
+        for floor in (0.0, DEFAULT_PARAMS.faint_crystal_min_darkness)
+    }
+    truth = frame.truth["count"]
+    error = {floor: abs(count - truth) for floor, count in counts.items()}
+    assert error[DEFAULT_PARAMS.faint_crystal_min_darkness] < error[0.0], (counts, truth)

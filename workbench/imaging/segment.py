@@ -403,11 +403,16 @@ def _faint_kind(
     A small blob is a crystal when it is hollow (a ring: its centre is far lighter
     than its darkest part), dust when it is dark in the middle; a blob touching a
     removed fibre or scratch is the faint end of it; a long, thin and straight one
-    is a scratch (a long, thin arc is the visible part of a light crystal's rim).
+    is a scratch (a long, thin arc is the visible part of a light crystal's rim). A
+    blob whose own pixels are hardly dark (``faint_crystal_min_darkness``) is nothing:
+    the blur of a dark neighbour spilling past the keep-out, or the shadow of dust on
+    the optics far out of focus.
     """
     area = component.sum()
     if near_line:
         return "fibre"
+    if float(np.percentile(darkness[component], 95)) < params.faint_crystal_min_darkness:
+        return NOISE
     peak = float(darkness[component].max())
     rows, cols = np.nonzero(component)
     row, col = int(round(rows.mean())), int(round(cols.mean()))
