@@ -176,6 +176,8 @@ def segment_particles(
             artifacts.append(Artifact(kind, centroid, float(rows.size)))
             artifact_labels[box][component] = len(artifacts)
             continue
+        if np.percentile(darkness[box][component], 95) < params.faint_crystal_min_darkness:
+            continue  # its own pixels are not dark: the blur of a dark rim spilling over
         area = shrunk_area(float(component.sum()), params.blur_reach_um * px)
         members_list.append(members_from_area(area, typical_area, params))
         areas_list.append(area)
@@ -403,16 +405,11 @@ def _faint_kind(
     A small blob is a crystal when it is hollow (a ring: its centre is far lighter
     than its darkest part), dust when it is dark in the middle; a blob touching a
     removed fibre or scratch is the faint end of it; a long, thin and straight one
-    is a scratch (a long, thin arc is the visible part of a light crystal's rim). A
-    blob whose own pixels are hardly dark (``faint_crystal_min_darkness``) is nothing:
-    the blur of a dark neighbour spilling past the keep-out, or the shadow of dust on
-    the optics far out of focus.
+    is a scratch (a long, thin arc is the visible part of a light crystal's rim).
     """
     area = component.sum()
     if near_line:
         return "fibre"
-    if float(np.percentile(darkness[component], 95)) < params.faint_crystal_min_darkness:
-        return NOISE
     peak = float(darkness[component].max())
     rows, cols = np.nonzero(component)
     row, col = int(round(rows.mean())), int(round(cols.mean()))
