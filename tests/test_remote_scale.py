@@ -85,8 +85,14 @@ def test_an_interrupted_upload_resumes_and_sends_only_what_is_missing(site, tmp_
     # The uploader runs in slices of 10 ms, stopped while the journal is read, so the
     # Ctrl-C lands after its first stored batch however busy the machine is (polling a
     # free-running upload lost that race under a loaded test suite).
+    # As from a terminal: this worker process may have come to ignore SIGINT (an earlier
+    # test's launcher), and a child would inherit that and never see the Ctrl-C.
     uploading = subprocess.Popen(
-        upload_command(config, folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        upload_command(config, folder),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + TIMEOUT
     while uploading.poll() is None and time.monotonic() < deadline:
