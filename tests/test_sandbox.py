@@ -316,6 +316,27 @@ os._exit(0)
 """
 
 
+FORGED_MANY_FILES = FORGED_REPORT.replace(
+    '{"../../escape.sh": base64.b64encode(b"x").decode()}',
+    '{f"f{i}": "eA==" for i in range(5000)}',
+)
+
+
+@pytest.mark.parametrize("count_check", [True, False])
+def test_a_forged_report_cannot_keep_thousands_of_files(count_check, monkeypatch):
+    """The attack: exhaust the factory's inodes with tiny kept files (5000 here)."""
+    from workbench.sandbox import run as sandbox_run
+
+    if not count_check:
+        monkeypatch.setattr(sandbox_run, "MAX_KEPT_FILES", 10**9)
+    outcome = run_in_sandbox(source(FORGED_MANY_FILES), "attack", {}, FAST)
+    if count_check:
+        assert not outcome.ok and outcome.limit == "kept size" and outcome.kept == {}
+        assert "at most 16" in outcome.error
+    else:  # without the check the parent accepts every one of them
+        assert outcome.ok and len(outcome.kept) == 5000
+
+
 @pytest.mark.parametrize("name_check", [True, False])
 def test_a_forged_report_cannot_name_a_kept_file_outside_its_folder(name_check, monkeypatch):
     """The function shares the runner's process: it can write the report itself."""

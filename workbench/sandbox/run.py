@@ -40,7 +40,12 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.sandbox import _seccomp
 from workbench.sandbox._transfer import write_call
-from workbench.sandbox.keep import KEEP_VARIABLE, SANDBOX_KEEP_FOLDER, is_kept_name
+from workbench.sandbox.keep import (
+    KEEP_VARIABLE,
+    MAX_KEPT_FILES,
+    SANDBOX_KEEP_FOLDER,
+    is_kept_name,
+)
 from workbench.sandbox.limits import SandboxLimits
 
 _ENV = {
@@ -496,13 +501,16 @@ def _decoded_kept(encoded: object, max_bytes: int) -> dict[str, bytes]:
     Raises
     ------
     _KeptRefusedError
-        For a name that is not a plain file name, more than `max_bytes` in all, or
-        contents that are not base64.
+        For more than :data:`~workbench.sandbox.keep.MAX_KEPT_FILES` files, a name that
+        is not a plain file name, more than `max_bytes` in all, or contents that are not
+        base64.
     ValueError
         When `encoded` is not a dict of strings (a malformed report).
     """
     if not isinstance(encoded, dict) or not all(isinstance(v, str) for v in encoded.values()):
         raise ValueError("kept files are not a dict of strings")
+    if len(encoded) > MAX_KEPT_FILES:
+        raise _KeptRefusedError(f"left {len(encoded)} files to keep; at most {MAX_KEPT_FILES}")
     kept, total = {}, 0
     for name, text in encoded.items():
         if not is_kept_name(name):
