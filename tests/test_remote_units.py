@@ -288,3 +288,25 @@ def test_cli_status_of_a_datasite_that_is_down(tmp_path):
     _one_clean_error(run_workbench("datasite", "status", str(path)), "is down")
     down = run_workbench("datasite", "down", str(path))
     assert down.returncode == 0 and "was not running" in down.stdout
+
+
+def test_a_kept_output_is_released_once_whole_and_audited(tmp_path):
+    from workbench.privacy import audit
+    from workbench.remote.kept import export_kept, keep, kept_folder
+
+    state = tmp_path / "state"
+    state.mkdir()
+    kept = keep(state, request="r1", function="f", researcher="ana@uni.example",
+                files={"counter.pt": b"weights", "counter.json": b"{}"})  # fmt: skip
+    with pytest.raises(WorkbenchError, match="not a plain file name"):
+        keep(state, request="r1", function="f", researcher="a", files={"../x": b""})
+    written = export_kept(state, kept.token, tmp_path / "out", by="admin@factory.example")
+    assert sorted(p.read_bytes() for p in written) == [b"weights", b"{}"]
+    (entry,) = audit.entries(state, kind="kept")
+    assert entry["actor"] == "admin@factory.example" and entry["details"]["token"] == kept.token
+    with pytest.raises(WorkbenchError, match="already exists"):
+        export_kept(state, kept.token, tmp_path / "out", by="admin@factory.example")
+    (kept_folder(state, kept.token) / "counter.pt").write_bytes(b"replaced")
+    with pytest.raises(WorkbenchError, match="changed since it was kept"):
+        export_kept(state, kept.token, tmp_path / "again", by="admin@factory.example")
+    assert not (tmp_path / "again").exists() and len(audit.entries(state, kind="kept")) == 1

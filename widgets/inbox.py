@@ -463,10 +463,7 @@ def kept_html(state_dir: Any) -> str:
             "kept": record.kept_at[:16],
             "function": record.function,
             "researcher": record.researcher,
-            "files": ", ".join(
-                f"{name} ({facts['bytes'] / 1e6:.1f} MB, sha256 {facts['sha256'][:12]})"
-                for name, facts in record.files.items()
-            ),
+            "files": record.describe_files(),
         }
         for record in reversed(records)
     ]

@@ -244,7 +244,6 @@ def restore(backup: Path, config: Path, start: bool, timeout: float) -> None:
     help="New folder to copy the released files into (with --release).",
 )
 def kept(config: str, token: str | None, out: Path | None) -> None:
-    from workbench.privacy import audit
     from workbench.remote.kept import export_kept, kept_folder, kept_output, kept_outputs
 
     site = _config(config)
@@ -255,26 +254,13 @@ def kept(config: str, token: str | None, out: Path | None) -> None:
         if not records:
             click.echo(f"{site.name} keeps no files of researchers' runs")
         for record in records:
-            files = ", ".join(
-                f"{name} ({facts['bytes'] / 1e6:.1f} MB, sha256 {facts['sha256'][:12]})"
-                for name, facts in record.files.items()
-            )
             click.echo(
                 f"{record.token}  {record.kept_at}  {record.function} by {record.researcher}: "
-                f"{files}  [{kept_folder(site.state_dir, record.token)}]"
+                f"{record.describe_files()}  [{kept_folder(site.state_dir, record.token)}]"
             )
         return
     if out is None:
         raise WorkbenchError("--release needs --out: a new folder to copy the files into")
     record = kept_output(site.state_dir, token)
-    written = export_kept(site.state_dir, token, out)
-    audit.append(
-        site.state_dir,
-        "kept",
-        actor=site.admin_email,
-        request=record.request,
-        function=record.function,
-        released_to=str(out),
-        files=record.files,
-    )
+    written = export_kept(site.state_dir, token, out, by=site.admin_email)
     click.echo(f"released {len(written)} file(s) of {record.function} ({token}) into {out}")

@@ -11,8 +11,8 @@ The factory's admin lists what is kept (:func:`kept_outputs`, ``workbench datasi
 kept``), uses it at the factory (``workbench count --weights state/kept/<token>/
 counter.pt``), and may release it by copying it out (:func:`export_kept`, ``workbench
 datasite kept --release TOKEN --out DIR``): that is the release decision for files,
-recorded in the audit log. Weights learned from private images can carry traces of
-them, so nothing leaves without that decision.
+which :func:`export_kept` records in the audit log. Weights learned from private images
+can carry traces of them, so nothing leaves without that decision.
 
 Examples
 --------
@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.privacy import audit
 from workbench.sandbox.keep import is_kept_name
 
 KEPT_FOLDER = "kept"
@@ -66,6 +67,20 @@ class KeptOutput:
     researcher: str
     kept_at: str
     files: dict[str, dict]
+
+    def describe_files(self) -> str:
+        """One line naming each file with its size and the start of its sha256.
+
+        Examples
+        --------
+        >>> KeptOutput("t", "r", "f", "a", "now", {"w.pt": {"bytes": 2_500_000,
+        ...     "sha256": "0d37421b86f89fcf"}}).describe_files()
+        'w.pt (2.5 MB, sha256 0d37421b86f8)'
+        """
+        return ", ".join(
+            f"{name} ({facts['bytes'] / 1e6:.1f} MB, sha256 {facts['sha256'][:12]})"
+            for name, facts in self.files.items()
+        )
 
 
 def keep(
@@ -115,7 +130,9 @@ def kept_outputs(state_dir: str | Path) -> list[KeptOutput]:
     """Every run's kept files, oldest first."""
     root = Path(state_dir) / KEPT_FOLDER
     records = [
-        KeptOutput(**json.loads(path.read_text())) for path in sorted(root.glob(f"*/{RECORD}"))
+        KeptOutput(**json.loads(path.read_text()))
+        for path in sorted(root.glob(f"*/{RECORD}"))
+        if not path.parent.name.startswith(".")  # a keep cut off half-way
     ]
     return sorted(records, key=lambda record: record.kept_at)
 
@@ -134,10 +151,11 @@ def kept_output(state_dir: str | Path, token: str) -> KeptOutput:
     return found[0]
 
 
-def export_kept(state_dir: str | Path, token: str, out: str | Path) -> list[Path]:
+def export_kept(state_dir: str | Path, token: str, out: str | Path, *, by: str) -> list[Path]:
     """Copy the kept files of `token` into the new folder `out` (the admin's release).
 
-    Each file is checked against its recorded sha256 first.
+    Each file is checked against its recorded sha256 first; the release is written to
+    the factory's audit log as done `by` the admin (e-mail).
 
     Raises
     ------
@@ -159,4 +177,14 @@ def export_kept(state_dir: str | Path, token: str, out: str | Path) -> list[Path
     for name in record.files:
         shutil.copyfile(folder / name, staging / name)
     os.replace(staging, out)
+    audit.append(
+        state_dir,
+        "kept",
+        actor=by,
+        request=record.request,
+        function=record.function,
+        token=token,
+        released_to=str(out),
+        files=record.files,
+    )
     return [out / name for name in record.files]
