@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
 from workbench.errors import WorkbenchError
+from workbench.imaging.classical_params import DEFAULT_PARAMS
 from workbench.imaging.denoise import (
     DENOISERS,
     denoise,
@@ -15,6 +18,7 @@ from workbench.imaging.denoise import (
     flatten_illumination,
     remove_imperfections,
 )
+from workbench.imaging.segment import segment_particles
 from workbench.synth import synthesize
 
 
@@ -109,6 +113,28 @@ def test_a_crystals_dark_corner_is_left_for_the_crystal_segmentation():
     removal = remove_imperfections(flat, 2.0)
     assert removal.removed["debris"] == 0, removal.removed
     assert not removal.mask[155, 175]
+
+
+def _dark_prism(halo: bool) -> np.ndarray:
+    # A thick prism seen dark throughout (its steep faces bend light out of the
+    # objective), 56 x 44 µm at 2 µm/px; a crystal bends light into a bright line
+    # just outside its edge, which opaque debris does not.
+    flat = _blank()
+    outline = np.array([[184, 189], [206, 189], [209, 200], [206, 211], [184, 211], [181, 200]])
+    if halo:
+        cv2.polylines(flat, [outline], True, 1.06, 5)
+    cv2.fillPoly(flat, [outline], 0.25)
+    return flat
+
+
+def test_a_dark_crystal_with_a_bright_halo_is_not_debris():
+    assert remove_imperfections(_dark_prism(halo=False), 2.0).removed["debris"] == 1
+    removal = remove_imperfections(_dark_prism(halo=True), 2.0)
+    assert removal.removed["debris"] == 0
+    assert segment_particles(removal.cleaned, 2.0, removal)[1].tolist() == [1]
+    # Without the halo rule, the crystal would be painted over as debris.
+    without = replace(DEFAULT_PARAMS, debris_max_halo=-np.inf)
+    assert remove_imperfections(_dark_prism(halo=True), 2.0, without).removed["debris"] == 1
 
 
 def test_a_crystals_dark_side_wall_is_not_a_fibre():

@@ -58,6 +58,13 @@ class ClassicalParams:
         less solid dark core is a crystal's thick walls meeting at a corner, or an open
         ring (cores taken for debris on held-out crystals: 0.47-0.89 for nine in ten),
         left for the segmentation.
+    debris_max_halo : float
+        Debris absorbs light; a crystal bends it, so a bright line (a halo) borders it
+        in brightfield. A dark core whose surroundings (a ring ``halo_reach_um`` wide,
+        just outside it) are, at their 25th percentile, brighter than the background
+        by more than this darkness is a dark crystal, left for the segmentation.
+    halo_reach_um : float
+        Width of that ring.
     bubble_min_diameter_um : float
         Smallest air bubble.
     bubble_ring_darkness : float
@@ -149,6 +156,8 @@ class ClassicalParams:
     opaque_min_area_um2: float = 120.0
     opaque_min_share: float = 0.25
     debris_min_solidity: float = 0.75
+    debris_max_halo: float = -0.01
+    halo_reach_um: float = 3.0
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25
     bubble_min_roundness: float = 0.75

@@ -336,7 +336,7 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
         surrounding = dark_areas[dark_labels[box][component][0]]
         if area < params.opaque_min_share * surrounding:
             continue
-        kind, margin = _opaque_kind(component, box, shape, px_per_um, params)
+        kind, margin = _opaque_kind(component, box, darkness, px_per_um, params)
         if kind is None:
             continue
         outer = grown(box, shape, margin + 1)
@@ -347,15 +347,16 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
 
 
 def _opaque_kind(
-    component: np.ndarray, box, shape, px_per_um: float, params: ClassicalParams
+    component: np.ndarray, box, darkness: np.ndarray, px_per_um: float, params: ClassicalParams
 ) -> tuple[str | None, int]:
     """Classify one opaque component; also return the margin to grow it by (px).
 
     A dark ring around a lighter interior is a bubble only when round and large; any
     other ring is a thick crystal whose steep faces bend light out of the objective
     (dark walls around a clear face): None, it is left for the crystal segmentation.
-    Debris is dark throughout.
+    Debris is dark throughout, compact, and without the bright halo of a crystal.
     """
+    shape = darkness.shape
     length, width = extent(component)
     if (
         length >= 2.5 * width
@@ -377,7 +378,26 @@ def _opaque_kind(
         # An open ring (a thick wall with a gap), a crescent or a crystal's dark walls:
         # not dark throughout.
         return None, 0
+    if _halo_darkness(component, box, darkness, px_per_um, params) < params.debris_max_halo:
+        return None, 0  # a dark crystal: it bends light into a bright line around it
     return "debris", 2
+
+
+def _halo_darkness(
+    component: np.ndarray, box, darkness: np.ndarray, px_per_um: float, params: ClassicalParams
+) -> float:
+    """25th percentile of the darkness in a ring ``params.halo_reach_um`` wide, two
+    pixels outside a component (negative: brighter than the background)."""
+    reach = max(1, int(round(params.halo_reach_um * px_per_um)))
+    outer = grown(box, darkness.shape, reach + 3)
+    inside = np.zeros(darkness[outer].shape, np.uint8)
+    within = tuple(
+        slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer, strict=True)
+    )
+    inside[within] = component
+    near = cv2.dilate(inside, disk(2)).astype(bool)
+    ring = cv2.dilate(near.astype(np.uint8), disk(reach)).astype(bool) & ~near
+    return float(np.percentile(darkness[outer][ring], 25)) if ring.any() else 0.0
 
 
 def _hull_area(component: np.ndarray) -> float:
