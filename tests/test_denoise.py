@@ -137,6 +137,19 @@ def test_a_dark_crystal_with_a_bright_halo_is_not_debris():
     assert remove_imperfections(_dark_prism(halo=True), 2.0, without).removed["debris"] == 1
 
 
+def test_a_small_thick_walled_crystal_around_its_clear_face_is_not_debris():
+    # 48 x 40 µm at 2 µm/px, walls 8-14 µm thick around a 16 x 12 µm clear face: too
+    # thick a ring for the bubble test, but debris is dark throughout.
+    flat = _blank()
+    cv2.rectangle(flat, (180, 190), (203, 209), 0.2, -1)
+    cv2.rectangle(flat, (188, 197), (195, 202), 0.95, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["debris"] == 0, removal.removed
+    assert segment_particles(removal.cleaned, 2.0, removal)[1].tolist() == [1]
+    without = replace(DEFAULT_PARAMS, debris_max_hole_share=1.0)
+    assert remove_imperfections(flat, 2.0, without).removed["debris"] == 1
+
+
 def test_a_crystals_dark_side_wall_is_not_a_fibre():
     # A tilted block: thin rims, and one steep side face imaged as a short dark bar
     # (24 px, 48 µm, at 2 µm/px: shorter than any fibre).

@@ -65,6 +65,11 @@ class ClassicalParams:
         by more than this darkness is a dark crystal, left for the segmentation.
     halo_reach_um : float
         Width of that ring.
+    debris_max_hole_share : float
+        Debris is dark throughout: its core encloses no lighter pixels (none of 111 debris
+        cores on both renderers did). A core whose lighter enclosed pixels are more than
+        this share of its filled outline is a small thick-walled crystal around its clear
+        face (a ring too thick for the bubble test), left for the segmentation.
     bubble_min_diameter_um : float
         Smallest air bubble.
     bubble_ring_darkness : float
@@ -157,6 +162,7 @@ class ClassicalParams:
     opaque_min_share: float = 0.25
     debris_min_solidity: float = 0.75
     debris_max_halo: float = -0.01
+    debris_max_hole_share: float = 0.05
     halo_reach_um: float = 3.0
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25

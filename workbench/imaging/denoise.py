@@ -374,6 +374,8 @@ def _opaque_kind(
             # Grow over the bright halo just outside the ring (about 15 % of the radius).
             return "bubble", 2 + int(0.15 * diameter_px)
         return None, 0
+    if filled.sum() - component.sum() > params.debris_max_hole_share * filled.sum():
+        return None, 0  # a thick ring around a clear face: not dark throughout
     if component.sum() < params.debris_min_solidity * _hull_pixels(component):
         # An open ring (a thick wall with a gap), a crescent or a crystal's dark walls:
         # not dark throughout.
