@@ -150,6 +150,20 @@ def test_a_small_thick_walled_crystal_around_its_clear_face_is_not_debris():
     assert remove_imperfections(flat, 2.0, without).removed["debris"] == 1
 
 
+def test_the_dark_outline_of_an_elongated_crystal_is_not_a_fibre():
+    # A 36 x 100 µm prism (2 µm/px) outlined by 8 µm dark walls: thin and 2.8 times
+    # longer than wide, but closed and convex. A hollow fibre (400 x 20 µm) is not.
+    prism, hollow_fibre = _blank(), _blank()
+    cv2.rectangle(prism, (150, 150), (167, 199), 0.2, 4)
+    cv2.rectangle(hollow_fibre, (100, 150), (299, 159), 0.2, 3)
+    removal = remove_imperfections(prism, 2.0)
+    assert removal.removed["fibre"] == 0, removal.removed
+    assert segment_particles(removal.cleaned, 2.0, removal)[1].tolist() == [1]
+    assert remove_imperfections(hollow_fibre, 2.0).removed["fibre"] == 1
+    without = replace(DEFAULT_PARAMS, crystal_outline_min_solidity=2.0)
+    assert remove_imperfections(prism, 2.0, without).removed["fibre"] == 1
+
+
 def test_a_crystals_dark_side_wall_is_not_a_fibre():
     # A tilted block: thin rims, and one steep side face imaged as a short dark bar
     # (24 px, 48 µm, at 2 µm/px: shorter than any fibre).

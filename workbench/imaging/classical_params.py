@@ -70,6 +70,11 @@ class ClassicalParams:
         cores on both renderers did). A core whose lighter enclosed pixels are more than
         this share of its filled outline is a small thick-walled crystal around its clear
         face (a ring too thick for the bubble test), left for the segmentation.
+    crystal_outline_min_solidity : float
+        A thin dark component is a fibre only if it is not the closed outline of an
+        elongated crystal: one that encloses a face (as above), is less than
+        ``fibre_min_aspect`` times longer than wide once filled, and fills at least
+        this share of its convex hull (crystals are convex).
     bubble_min_diameter_um : float
         Smallest air bubble.
     bubble_ring_darkness : float
@@ -163,6 +168,7 @@ class ClassicalParams:
     debris_min_solidity: float = 0.75
     debris_max_halo: float = -0.01
     debris_max_hole_share: float = 0.05
+    crystal_outline_min_solidity: float = 0.85
     halo_reach_um: float = 3.0
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25

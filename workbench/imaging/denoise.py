@@ -357,14 +357,15 @@ def _opaque_kind(
     Debris is dark throughout, compact, and without the bright halo of a crystal.
     """
     shape = darkness.shape
+    filled = _filled(component, box, shape)
     length, width = extent(component)
     if (
         length >= 2.5 * width
         and 2.0 * depth(component).max() <= params.fibre_max_width_um * px_per_um
+        and not _crystal_outline(component, filled, params)
     ):
         # Shorter dark bars are the steep side walls of crystals, not fibres.
         return ("fibre", 2) if length >= params.fibre_min_length_um * px_per_um else (None, 0)
-    filled = _filled(component, box, shape)
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
     if filled.sum() > 1.6 * component.sum():
         if (
@@ -400,6 +401,17 @@ def _halo_darkness(
     near = cv2.dilate(inside, disk(2)).astype(bool)
     ring = cv2.dilate(near.astype(np.uint8), disk(reach)).astype(bool) & ~near
     return float(np.percentile(darkness[outer][ring], 25)) if ring.any() else 0.0
+
+
+def _crystal_outline(component: np.ndarray, filled: np.ndarray, params: ClassicalParams) -> bool:
+    """Whether a thin dark component is the closed outline of an elongated crystal: it
+    encloses a face (see ``debris_max_hole_share``), and the outline is convex and less
+    than ``params.fibre_min_aspect`` times longer than wide (a hollow fibre is longer)."""
+    if filled.sum() - component.sum() <= params.debris_max_hole_share * filled.sum():
+        return False
+    if extent(filled)[0] >= params.fibre_min_aspect * 2.0 * depth(filled).max():
+        return False
+    return filled.sum() >= params.crystal_outline_min_solidity * _hull_pixels(filled)
 
 
 def _hull_area(component: np.ndarray) -> float:
