@@ -375,7 +375,7 @@ def _opaque_kind(
             # Grow over the bright halo just outside the ring (about 15 % of the radius).
             return "bubble", 2 + int(0.15 * diameter_px)
         return None, 0
-    if filled.sum() - component.sum() > params.debris_max_hole_share * filled.sum():
+    if _encloses_a_face(component, filled, params):
         return None, 0  # a thick ring around a clear face: not dark throughout
     if component.sum() < params.debris_min_solidity * _hull_pixels(component):
         # An open ring (a thick wall with a gap), a crescent or a crystal's dark walls:
@@ -407,11 +407,17 @@ def _crystal_outline(component: np.ndarray, filled: np.ndarray, params: Classica
     """Whether a thin dark component is the closed outline of an elongated crystal: it
     encloses a face (see ``debris_max_hole_share``), and the outline is convex and less
     than ``params.fibre_min_aspect`` times longer than wide (a hollow fibre is longer)."""
-    if filled.sum() - component.sum() <= params.debris_max_hole_share * filled.sum():
+    if not _encloses_a_face(component, filled, params):
         return False
     if extent(filled)[0] >= params.fibre_min_aspect * 2.0 * depth(filled).max():
         return False
     return filled.sum() >= params.crystal_outline_min_solidity * _hull_pixels(filled)
+
+
+def _encloses_a_face(component: np.ndarray, filled: np.ndarray, params: ClassicalParams) -> bool:
+    """Whether the lighter pixels a dark component encloses are more than
+    ``params.debris_max_hole_share`` of its filled outline."""
+    return filled.sum() - component.sum() > params.debris_max_hole_share * filled.sum()
 
 
 def _hull_area(component: np.ndarray) -> float:
