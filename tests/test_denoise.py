@@ -188,6 +188,25 @@ def test_a_wide_translucent_fibre_is_a_fibre():
     assert removal.mask[flat < 0.9].all()
 
 
+def test_a_wide_translucent_fibre_touching_two_crystals_is_not_their_agglomerate():
+    # Two 80 µm crystals, a 24 µm wide translucent fibre starting against them (2 µm/px):
+    # one particle of four "crystals" before the wide opening, two crystals now.
+    flat = _blank()
+    cv2.rectangle(flat, (100, 180), (140, 220), 0.55, 2)
+    cv2.rectangle(flat, (160, 170), (195, 205), 0.55, 2)
+    t = np.linspace(0, 1, 80)
+    curve = np.column_stack([140 + 200 * t, 200 + 15 * np.sin(5 * t)]).astype(np.int32)
+    cv2.polylines(flat, [curve], False, 0.7, 12)
+    cv2.polylines(flat, [curve], False, 0.95, 6)
+    for params, fibres, crystals in (
+        (DEFAULT_PARAMS, 1, 2),
+        (replace(DEFAULT_PARAMS, fibre_band_um=0.0), 0, 4),
+    ):
+        removal = remove_imperfections(flat, 2.0, params)
+        assert removal.removed["fibre"] == fibres, removal.removed
+        assert segment_particles(removal.cleaned, 2.0, removal, params)[1].sum() == crystals
+
+
 def test_long_thin_curve_is_a_fibre_and_a_crystal_is_kept():
     flat = _blank()
     t = np.linspace(0, 1, 50)
@@ -202,7 +221,9 @@ def test_long_thin_curve_is_a_fibre_and_a_crystal_is_kept():
 
 def test_many_imperfections_are_all_found():
     sample = synthesize(
-        "legacy", seed=5, density_per_mm2=10,
+        "legacy",
+        seed=5,
+        density_per_mm2=10,
         imperfections={"bubble": 3, "debris": 5, "fibre": 3, "dust": 10},
     )
     flat, _ = flatten_illumination(sample.image.astype(np.float32) / 255)

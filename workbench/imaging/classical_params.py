@@ -91,6 +91,11 @@ class ClassicalParams:
     fibre_max_wide_um : float
         A wider translucent fibre, up to this thick, counts when it is twice as slender
         (crystals are at most about 3 times longer than wide, even chains of a few).
+    fibre_band_um : float
+        A translucent fibre touching crystals joins their particle, and is too wide for
+        the rim opening that finds thin fibres there. The filled particles are also
+        opened with a disk this wide: what it removes and is long and thin, as above,
+        is a fibre (0 turns this search off).
     fibre_max_hull_share : float
         A fibre's convex hull is at most this share of its length squared (fibres
         are open curves, a crystal with a gap in its rim a compact loop).
@@ -179,6 +184,7 @@ class ClassicalParams:
     fibre_min_aspect: float = 5.0
     fibre_max_width_um: float = 16.0
     fibre_max_wide_um: float = 40.0
+    fibre_band_um: float = 40.0
     # Sharp particles and agglomerates
     face_min_area_um2: float = 16.0
     crystal_min_diameter_um: float = 10.0

@@ -468,7 +468,8 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
 
     Either a whole rim component is slender (a wide translucent fibre encloses its
     lighter axis, so enclosing is no test), or, for a fibre touching a crystal, the
-    part that an opening removes from the filled component is long.
+    part that an opening removes from the filled component is long: a small opening
+    for thin fibres, one ``params.fibre_band_um`` wide for wide ones.
     """
     solid = filled(traced)
     max_width = params.fibre_max_width_um * px_per_um
@@ -481,7 +482,14 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
     thin = traced & ~cv2.dilate(bodies.astype(np.uint8), disk(1.5)).astype(bool)
     shape = traced.shape
     min_length = params.fibre_min_length_um * px_per_um
-    for box, component in components(slender | thin):
+    candidates = [slender | thin]
+    if params.fibre_band_um > 0:
+        wide = cv2.morphologyEx(
+            solid.astype(np.uint8), cv2.MORPH_OPEN, disk(0.5 * params.fibre_band_um * px_per_um)
+        )
+        candidates.append(solid & ~cv2.dilate(wide, disk(1.5)).astype(bool))
+    found = np.zeros(shape, bool)
+    for box, component in (c for mask in candidates for c in components(mask & ~found)):
         length, width = extent(component)
         thick = 2.0 * depth(component).max()
         # Crystals are at most about 3 times longer than wide; fibres far more.
@@ -495,5 +503,6 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
         region[box] = component
         outer = grown(box, shape, 3)
         region[outer] = cv2.dilate(region[outer].astype(np.uint8), disk(2)).astype(bool)
+        found |= region
         # Scratches are straight: their bounding rectangle is as thin as they are.
         yield ("scratch" if width <= max_width else "fibre"), region
