@@ -489,6 +489,7 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
         )
         candidates.append(solid & ~cv2.dilate(wide, disk(1.5)).astype(bool))
     found = np.zeros(shape, bool)
+    # Lazily, so that each later mask is searched only where no earlier one found a line.
     for box, component in (c for mask in candidates for c in components(mask & ~found)):
         length, width = extent(component)
         thick = 2.0 * depth(component).max()
