@@ -115,6 +115,34 @@ def test_a_crystals_dark_corner_is_left_for_the_crystal_segmentation():
     assert not removal.mask[155, 175]
 
 
+def test_a_flattened_bubble_with_a_thick_ring_is_a_bubble():
+    # 140 µm across at 2 µm/px, its lighter centre 21 % of it: squeezed under the cover
+    # slip, a bubble's ring can be thick. Counted as a crystal when a bubble's centre had
+    # to be at least 37.5 %.
+    flat = _blank()
+    cv2.circle(flat, (200, 200), 35, 0.3, -1)
+    cv2.circle(flat, (200, 200), 16, 0.95, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["bubble"] == 1, removal.removed
+    assert removal.mask[200, 200] and removal.mask[200, 232]
+    without = replace(DEFAULT_PARAMS, bubble_min_centre_share=0.375)
+    assert remove_imperfections(flat, 2.0, without).removed["bubble"] == 0
+
+
+def test_a_prisms_dark_face_inside_its_rims_is_not_a_fibre():
+    # A 36 x 120 µm prism (2 µm/px): thin rims, and along one long side a steep face
+    # imaged as a dark bar 100 µm long, as long as a fibre. The rims around it close
+    # into a convex outline around a clear face: the bar is part of the crystal.
+    flat = _blank()
+    cv2.rectangle(flat, (150, 140), (167, 199), 0.5, 1)
+    cv2.rectangle(flat, (151, 145), (155, 194), 0.35, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert sum(removal.removed.values()) == 0, removal.removed
+    assert segment_particles(removal.cleaned, 2.0, removal)[1].tolist() == [1]
+    without = replace(DEFAULT_PARAMS, within_crystal_outline=False)
+    assert remove_imperfections(flat, 2.0, without).removed["fibre"] == 1
+
+
 def _dark_prism(halo: bool) -> np.ndarray:
     # A thick prism seen dark throughout (its steep faces bend light out of the
     # objective), 56 x 44 µm at 2 µm/px; a crystal bends light into a bright line

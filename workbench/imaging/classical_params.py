@@ -75,10 +75,19 @@ class ClassicalParams:
         elongated crystal: one that encloses a face (as above), is less than
         ``fibre_min_aspect`` times longer than wide once filled, and fills at least
         this share of its convex hull (crystals are convex).
+    within_crystal_outline : bool
+        Nor is an opaque core a fibre or debris when the rim-dark region around it is
+        such an outline: the dark side wall or face of a thick prism, inside the prism's
+        rims. False turns this test off.
     bubble_min_diameter_um : float
         Smallest air bubble.
     bubble_ring_darkness : float
         A bubble's ring is at least this dark.
+    bubble_min_centre_share : float
+        A bubble's ring encloses a lighter centre of at least this share of its filled
+        outline. A flattened bubble's ring can be thick (its centre 15-35 % of it, where
+        0.375 counted such bubbles as crystals); the roundness tests below still tell it
+        from a thick-walled crystal.
     bubble_min_roundness : float
         A bubble fills at least this share of its enclosing circle.
     bubble_min_circularity : float
@@ -137,7 +146,9 @@ class ClassicalParams:
         percentile of their darkness at least this (blurred crystals of the training
         renderer 0.055 and more). The smoothed blur of a dark rim spills past the
         keep-out over a crystal's bright halo; such blobs are not dark at all
-        (below 0.025 for nine in ten of the held-out ones counted before).
+        (below 0.025 for nine in ten of the held-out ones counted before). Nor is dust
+        on the condenser, far out of focus: faint rings 1-4 % dark, as large as
+        crystals (0.03 counted them).
     keep_out_um : float
         Faint blobs this close to a sharp particle or a removed line are not searched.
     dust_min_darkness : float
@@ -174,9 +185,11 @@ class ClassicalParams:
     debris_max_halo: float = -0.01
     debris_max_hole_share: float = 0.05
     crystal_outline_min_solidity: float = 0.85
+    within_crystal_outline: bool = True
     halo_reach_um: float = 3.0
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25
+    bubble_min_centre_share: float = 0.15
     bubble_min_roundness: float = 0.75
     bubble_min_circularity: float = 0.93
     fibre_min_length_um: float = 80.0
@@ -201,7 +214,7 @@ class ClassicalParams:
     faint_sigma_um: float = 6.0
     faint_min_area_um2: float = 800.0
     faint_crystal_min_area_um2: float = 300.0
-    faint_crystal_min_darkness: float = 0.03
+    faint_crystal_min_darkness: float = 0.045
     keep_out_um: float = 8.0
     dust_min_darkness: float = 0.10
     hollow_share: float = 0.5

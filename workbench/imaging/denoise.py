@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import cv2
 import numpy as np
@@ -305,7 +306,7 @@ def _bubbles(darkness: np.ndarray, px_per_um: float, params: ClassicalParams):
         filled = _filled(component, box, shape)
         area = float(filled.sum())
         diameter = 2.0 * np.sqrt(area / np.pi)
-        if diameter < min_diameter or area < 1.6 * component.sum():
+        if diameter < min_diameter or not _encloses_a_centre(component, filled, params):
             continue
         if not _bubble_shaped(filled, box, shape, params):
             continue
@@ -329,14 +330,16 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
     # of the dark region around it.
     dark_labels, _ = ndi.label(darkness > params.rim_darkness, structure=np.ones((3, 3), bool))
     dark_areas = np.bincount(dark_labels.ravel())
+    dark_boxes = ndi.find_objects(dark_labels)
     for box, component in components(core):
         area = component.sum()
         if area < min_area or darkness[box][component].mean() < params.opaque_mean_darkness:
             continue
-        surrounding = dark_areas[dark_labels[box][component][0]]
-        if area < params.opaque_min_share * surrounding:
+        label = dark_labels[box][component][0]
+        if area < params.opaque_min_share * dark_areas[label]:
             continue
-        kind, margin = _opaque_kind(component, box, darkness, px_per_um, params)
+        surrounding = dark_labels[dark_boxes[label - 1]] == label
+        kind, margin = _opaque_kind(component, box, darkness, px_per_um, params, surrounding)
         if kind is None:
             continue
         outer = grown(box, shape, margin + 1)
@@ -347,7 +350,12 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
 
 
 def _opaque_kind(
-    component: np.ndarray, box, darkness: np.ndarray, px_per_um: float, params: ClassicalParams
+    component: np.ndarray,
+    box,
+    darkness: np.ndarray,
+    px_per_um: float,
+    params: ClassicalParams,
+    surrounding: np.ndarray | None = None,
 ) -> tuple[str | None, int]:
     """Classify one opaque component; also return the margin to grow it by (px).
 
@@ -355,19 +363,32 @@ def _opaque_kind(
     other ring is a thick crystal whose steep faces bend light out of the objective
     (dark walls around a clear face): None, it is left for the crystal segmentation.
     Debris is dark throughout, compact, and without the bright halo of a crystal.
+    A dark component is no fibre or debris when it, or the rim-dark region
+    `surrounding` it (a mask over that region's box), is the outline of a crystal: the
+    dark side wall or face of a thick prism lies within the prism's rims.
     """
     shape = darkness.shape
     filled = _filled(component, box, shape)
     length, width = extent(component)
+
+    @cache
+    def within_outline() -> bool:
+        return (
+            surrounding is not None
+            and params.within_crystal_outline
+            and _crystal_outline(surrounding, fill_holes(surrounding), params)
+        )
+
     if (
         length >= 2.5 * width
         and 2.0 * depth(component).max() <= params.fibre_max_width_um * px_per_um
         and not _crystal_outline(component, filled, params)
+        and not within_outline()
     ):
         # Shorter dark bars are the steep side walls of crystals, not fibres.
         return ("fibre", 2) if length >= params.fibre_min_length_um * px_per_um else (None, 0)
     diameter_px = 2.0 * np.sqrt(filled.sum() / np.pi)
-    if filled.sum() > 1.6 * component.sum():
+    if _encloses_a_centre(component, filled, params):
         if (
             _bubble_shaped(filled, box, shape, params)
             and diameter_px >= params.bubble_min_diameter_um * px_per_um
@@ -375,8 +396,8 @@ def _opaque_kind(
             # Grow over the bright halo just outside the ring (about 15 % of the radius).
             return "bubble", 2 + int(0.15 * diameter_px)
         return None, 0
-    if _encloses_a_face(component, filled, params):
-        return None, 0  # a thick ring around a clear face: not dark throughout
+    if _encloses_a_face(component, filled, params) or within_outline():
+        return None, 0  # a thick ring around a clear face, or a wall inside one
     if component.sum() < params.debris_min_solidity * _hull_pixels(component):
         # An open ring (a thick wall with a gap), a crescent or a crystal's dark walls:
         # not dark throughout.
@@ -418,6 +439,12 @@ def _encloses_a_face(component: np.ndarray, filled: np.ndarray, params: Classica
     """Whether the lighter pixels a dark component encloses are more than
     ``params.debris_max_hole_share`` of its filled outline."""
     return filled.sum() - component.sum() > params.debris_max_hole_share * filled.sum()
+
+
+def _encloses_a_centre(component: np.ndarray, filled: np.ndarray, params: ClassicalParams) -> bool:
+    """Whether a dark ring's lighter centre is at least ``params.bubble_min_centre_share``
+    of its filled outline (a bubble's, when the ring is round and large enough)."""
+    return filled.sum() - component.sum() >= params.bubble_min_centre_share * filled.sum()
 
 
 def _hull_area(component: np.ndarray) -> float:
