@@ -32,10 +32,9 @@ TRIM_PERCENTILES = (10, 90)  # typical single area: mean of the singles between 
 RELATIVE_WIDTH = 0.05  # an interval wider than this share of the count is worth a look
 MIN_WIDTH = 3  # ... and wider than this many crystals (a few crystals in a sparse frame)
 DOMINANT_AGGLOMERATION = 0.7  # share of crystals inside agglomerates worth a look
-# Two methods disagree when their counts differ by more than this share and by at least
-# this many crystals: tighter than the interval's, since on frames unlike its training
-# the model is most often off by a few crystals (``auto`` then keeps the classical count).
-METHODS_RELATIVE_GAP = 0.03
+# Two methods disagree when their counts differ by more than RELATIVE_WIDTH and by at
+# least this many crystals: fewer than MIN_WIDTH, since on sparse frames unlike its
+# training the model is often two crystals off (``auto`` then keeps the classical count).
 METHODS_MIN_GAP = 2
 # Margin on both sides of the interval, as a share of the crystals inside agglomerates
 # (at least one crystal when there are any): the estimates err together there.
@@ -127,7 +126,7 @@ def count_uncertainty(
 def _flag(estimates: Mapping[str, int], members: np.ndarray) -> str | None:
     count = estimates["method"]
     others = {name: value for name, value in estimates.items() if name not in ("method", "area")}
-    if any(_far(value, count, METHODS_RELATIVE_GAP, METHODS_MIN_GAP) for value in others.values()):
+    if any(_far(value, count, minimum=METHODS_MIN_GAP) for value in others.values()):
         return METHODS_DISAGREE
     if "area" in estimates and _far(estimates["area"], count):
         return AMBIGUOUS_AGGLOMERATES
