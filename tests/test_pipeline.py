@@ -137,16 +137,24 @@ def test_measure_helpers():
     assert agglomeration_pct(np.array([1, 4])) == 80.0
 
 
+def _crystal_and_blurred_ring(
+    width: int, crystal_x: int, ring_xy: tuple[int, int], radius: int, thickness: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 36 px crystal outline on a 0.8 background, and a blurred ring (peak about 1)."""
+    image = np.full((256, width), 0.8, np.float32)
+    crystal = np.array([[0, 110], [36, 112], [34, 146], [-2, 144]]) + [crystal_x, 0]
+    cv2.polylines(image, [crystal], True, 0.45, 1)
+    ring = np.zeros_like(image)
+    cv2.circle(ring, ring_xy, radius, 1.0, thickness)
+    return image, cv2.GaussianBlur(ring, (0, 0), 2.0)
+
+
 def test_dust_on_the_condenser_is_not_a_faint_crystal():
     # Dust on the optics, far out of focus, shows as a faint smooth ring, 4 % dark and
     # as large as a crystal; a crystal out of focus is darker (5.5 % and more on the
     # training renderer). With the old 3 % floor the ring was counted.
-    image = np.full((256, 384), 0.8, np.float32)
-    crystal = np.array([[60, 110], [96, 112], [94, 146], [58, 144]])
-    cv2.polylines(image, [crystal], True, 0.45, 1)
-    ring = np.zeros_like(image)
-    cv2.circle(ring, (270, 128), 26, 1.0, 6)
-    image *= 1.0 - 0.04 * cv2.GaussianBlur(ring, (0, 0), 2.0)
+    image, ring = _crystal_and_blurred_ring(384, 60, (270, 128), 26, 6)
+    image *= 1.0 - 0.04 * ring
     report = analyze(image, "legacy", method="classical")
     assert report.count == 1, report
     old_floor = replace(DEFAULT_PARAMS, faint_crystal_min_darkness=0.03)
@@ -157,11 +165,7 @@ def test_a_faint_ring_around_a_crystal_is_its_halo_not_more_crystals():
     # A crystal out of the focal plane shows a faint defocus ring around its rim; the
     # ring's centre lies inside the crystal. Counted as a blurred crystal of its own
     # before (5 crystals from the ring's area), it is now part of the crystal.
-    image = np.full((256, 256), 0.8, np.float32)
-    crystal = np.array([[110, 110], [146, 112], [144, 146], [108, 144]])
-    cv2.polylines(image, [crystal], True, 0.45, 1)
-    ring = np.zeros_like(image)
-    cv2.circle(ring, (127, 128), 34, 1.0, 4)
-    image -= 0.12 * cv2.GaussianBlur(ring, (0, 0), 2.0)
+    image, ring = _crystal_and_blurred_ring(256, 110, (127, 128), 34, 4)
+    image -= 0.12 * ring
     report = analyze(image, "legacy", method="classical")
     assert report.count == 1 and report.particles == 1, report
