@@ -355,7 +355,7 @@ def _opaque_kind(
     darkness: np.ndarray,
     px_per_um: float,
     params: ClassicalParams,
-    surrounding: np.ndarray | None = None,
+    surrounding: np.ndarray,
 ) -> tuple[str | None, int]:
     """Classify one opaque component; also return the margin to grow it by (px).
 
@@ -371,12 +371,10 @@ def _opaque_kind(
     filled = _filled(component, box, shape)
     length, width = extent(component)
 
-    @cache
+    @cache  # asked at most twice, and only of cores that might be fibres or debris
     def within_outline() -> bool:
-        return (
-            surrounding is not None
-            and params.within_crystal_outline
-            and _crystal_outline(surrounding, fill_holes(surrounding), params)
+        return params.within_crystal_outline and _crystal_outline(
+            surrounding, fill_holes(surrounding), params
         )
 
     if (

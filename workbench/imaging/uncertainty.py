@@ -135,8 +135,6 @@ def _flag(estimates: Mapping[str, int], members: np.ndarray) -> str | None:
     return None
 
 
-def _far(
-    value: int, count: int, relative: float = RELATIVE_WIDTH, minimum: int = MIN_WIDTH
-) -> bool:
+def _far(value: int, count: int, minimum: int = MIN_WIDTH) -> bool:
     gap = abs(value - count)
-    return gap >= minimum and gap > relative * max(count, 1)
+    return gap >= minimum and gap > RELATIVE_WIDTH * max(count, 1)
