@@ -248,7 +248,8 @@ def remove_imperfections(
       small dark spots form, but within a web of rims): **debris**, or **fibres**
       when long (>= 80 µm) and thin; a shorter dark bar is a crystal's steep side
       wall, and a hollow or open ring a crystal's thick wall, left for the segmentation
-      (bubbles missed above when hollow and round).
+      (bubbles missed above when hollow and round), as is any dark core whose
+      surrounding rims close into a convex crystal outline around a clear face.
     - dark structures whose filled shape is long (>= 80 µm, 5 times its width) and
       thin (<= 16 µm; a translucent fibre up to 40 µm wide when 10 times longer) and
       not a compact loop are **fibres** (or dark **scratches** when straight).
@@ -433,16 +434,21 @@ def _crystal_outline(component: np.ndarray, filled: np.ndarray, params: Classica
     return filled.sum() >= params.crystal_outline_min_solidity * _hull_pixels(filled)
 
 
+def _enclosed_share(component: np.ndarray, filled: np.ndarray) -> float:
+    """Share of a dark component's filled outline that is lighter pixels it encloses."""
+    return float(filled.sum() - component.sum()) / max(float(filled.sum()), 1.0)
+
+
 def _encloses_a_face(component: np.ndarray, filled: np.ndarray, params: ClassicalParams) -> bool:
     """Whether the lighter pixels a dark component encloses are more than
     ``params.debris_max_hole_share`` of its filled outline."""
-    return filled.sum() - component.sum() > params.debris_max_hole_share * filled.sum()
+    return _enclosed_share(component, filled) > params.debris_max_hole_share
 
 
 def _encloses_a_centre(component: np.ndarray, filled: np.ndarray, params: ClassicalParams) -> bool:
     """Whether a dark ring's lighter centre is at least ``params.bubble_min_centre_share``
     of its filled outline (a bubble's, when the ring is round and large enough)."""
-    return filled.sum() - component.sum() >= params.bubble_min_centre_share * filled.sum()
+    return _enclosed_share(component, filled) >= params.bubble_min_centre_share
 
 
 def _hull_area(component: np.ndarray) -> float:
