@@ -129,6 +129,30 @@ def test_a_flattened_bubble_with_a_thick_ring_is_a_bubble():
     assert remove_imperfections(flat, 2.0, without).removed["bubble"] == 0
 
 
+def test_a_bubble_cut_by_the_frames_edge_is_a_bubble():
+    # Its centre 8 px outside the frame: less than half of it shows, so its smallest
+    # enclosing circle was too small and it failed the roundness test, counted as a
+    # crystal. Judged against the circle through its uncut outline, it is round.
+    flat = _blank()
+    cv2.circle(flat, (200, -8), 40, 0.25, 9)
+    cv2.circle(flat, (200, -8), 12, 1.2, -1)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["bubble"] == 1, removal.removed
+    assert removal.mask[2, 200] and removal.mask[2, 240]
+
+
+@pytest.mark.parametrize("sides", [6, 8])
+def test_a_thick_walled_polygon_cut_by_the_frames_edge_is_no_bubble(sides):
+    # The uncut outline of a polygon lies 8-13 % closer to the fitted circle's centre at
+    # its sides than at its corners; a bubble's within a few %. Without that test (a
+    # spread as loose as 20 %), the cut crystal is removed as a bubble.
+    flat = _blank()
+    cv2.polylines(flat, [_polygon((200, 10), 40, sides)], True, 0.25, 9)
+    assert remove_imperfections(flat, 2.0).removed["bubble"] == 0
+    loose = replace(DEFAULT_PARAMS, bubble_min_circularity=0.8)
+    assert remove_imperfections(flat, 2.0, loose).removed["bubble"] == 1
+
+
 def test_a_prisms_dark_face_inside_its_rims_is_not_a_fibre():
     # A 36 x 120 µm prism (2 µm/px): thin rims, and along one long side a steep face
     # imaged as a dark bar 100 µm long, as long as a fibre. The rims around it close

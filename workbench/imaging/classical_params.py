@@ -89,11 +89,15 @@ class ClassicalParams:
         0.375 counted such bubbles as crystals); the roundness tests below still tell it
         from a thick-walled crystal.
     bubble_min_roundness : float
-        A bubble fills at least this share of its enclosing circle.
+        A bubble fills at least this share of its enclosing circle; where the frame's
+        edge cuts it, of the part inside the frame of the circle fitted to its uncut
+        outline (a cut bubble's smallest enclosing circle is too small).
     bubble_min_circularity : float
         Away from the frame's edge, a bubble's largest inscribed circle is at least this
         share of its enclosing one: a sphere's outline is a circle, while a crystal,
         even a rounded one, has corners or is elongated (a regular octagon: 0.92).
+        Where the frame's edge cuts it, the uncut outline's distances from the fitted
+        circle's centre (5th over 95th percentile) must be as even.
     fibre_min_length_um, fibre_min_aspect, fibre_max_width_um : float
         A fibre or dark scratch is at least this long, this many times longer than
         thick, and at most this thick.

@@ -467,16 +467,44 @@ def _hull_pixels(component: np.ndarray) -> int:
 
 def _bubble_shaped(filled: np.ndarray, box, shape, params: ClassicalParams) -> bool:
     """Whether a filled shape is round like a bubble (see ``bubble_min_roundness`` and
-    ``bubble_min_circularity``). A bubble cut by the frame's edge is judged by the first
-    only: its cut makes any shape's inscribed circle small."""
+    ``bubble_min_circularity``). A bubble cut by the frame's edge is judged against the
+    circle through its outline's uncut part (:func:`_cut_bubble_shaped`): the cut makes
+    any shape's inscribed circle and its smallest enclosing circle small."""
+    if any(_touches_edge(box, shape)):
+        return _cut_bubble_shaped(filled, box, shape, params)
     points = np.column_stack(np.nonzero(filled)[::-1]).astype(np.float32)
     _, radius = cv2.minEnclosingCircle(points)
     if float(filled.sum()) < params.bubble_min_roundness * np.pi * radius**2:
         return False
-    if any(_touches_edge(box, shape)):
-        return True
     inscribed = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 5).max()
     return float(inscribed) >= params.bubble_min_circularity * radius
+
+
+def _cut_bubble_shaped(filled: np.ndarray, box, shape, params: ClassicalParams) -> bool:
+    """Whether a shape cut by the frame's edge is round like a bubble, judged against the
+    circle fitted (least squares) to its outline's uncut part: the shape fills at least
+    ``bubble_min_roundness`` of that circle's part inside the frame, and the uncut
+    outline's distances from the centre vary no more than an inscribed and enclosing
+    circle may (``bubble_min_circularity``; a hexagon's vary by 13 %)."""
+    contours, _ = cv2.findContours(
+        filled.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    outline = np.concatenate(contours)[:, 0, :] + (box[1].start, box[0].start)
+    inside = (outline > 0).all(axis=1) & (outline < np.array(shape[::-1]) - 1).all(axis=1)
+    uncut = outline[inside].astype(float)
+    if len(uncut) < 8:
+        return False
+    # x² + y² = a x + b y + c is linear in a, b, c (Kasa's circle fit).
+    design = np.column_stack([uncut, np.ones(len(uncut))])
+    (a, b, c), *_ = np.linalg.lstsq(design, (uncut**2).sum(axis=1), rcond=None)
+    centre = np.array([a / 2, b / 2])
+    distances = np.linalg.norm(uncut - centre, axis=1)
+    low, high = np.percentile(distances, [5, 95])
+    if low < params.bubble_min_circularity * high:
+        return False
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    circle = (cols - centre[0]) ** 2 + (rows - centre[1]) ** 2 <= c + centre @ centre
+    return float(filled.sum()) >= params.bubble_min_roundness * float(circle.sum())
 
 
 def _touches_edge(box, shape) -> list[bool]:
