@@ -78,7 +78,7 @@ MIN_CONTRAST = 0.09
 # 10-15 % lost; by 8 µm 1.14-1.37, 19-22 % lost. A refused frame loses its whole count,
 # so only the clearly defocused are refused. The first measure, the 99.9th percentile
 # of the whole frame's gradient fine over coarse, fell on weak edges where crystals
-# were few: a sparse 0.3 µm/px frame measured 1.35 and was refused, while 6 µm
+# were few: a sparse 0.3 µm/px frame measured 1.37 and was refused, while 6 µm
 # blurred frames reached 1.61.
 MIN_SHARPNESS = 1.5
 STRONG_EDGE_SHARE = 0.3
