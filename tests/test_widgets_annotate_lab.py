@@ -36,6 +36,7 @@ from selenium.common.exceptions import (  # noqa: E402
     ElementClickInterceptedException,
     ElementNotInteractableException,
     NoSuchElementException,
+    TimeoutException,
 )
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -135,6 +136,29 @@ def _clicked(by: str, selector: str):
     return condition
 
 
+def _run_until_canvas(browser, tries: int = 3, seconds_each: int = 90):
+    """Run the cell until its output shows the widget's canvas; return the canvas.
+
+    A click on Run can be lost while JupyterLab still lays out the notebook (seen on
+    a loaded 2-core CI machine: the status said Idle, the cell never ran), so the
+    click is repeated. A failure names what the status bar and the output showed.
+    """
+    run = '.jp-NotebookPanel-toolbar [data-jp-item-name="run"]'
+    for _ in range(tries):
+        WebDriverWait(browser, 180).until(_clicked(By.CSS_SELECTOR, run))
+        try:
+            return WebDriverWait(browser, seconds_each).until(
+                lambda b: b.find_elements(By.CSS_SELECTOR, ".jp-OutputArea canvas")
+            )[0]
+        except TimeoutException:
+            continue
+    outputs = [o.text for o in browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea")]
+    pytest.fail(
+        f"no widget canvas after {tries} runs; status bar: "
+        f"{browser.find_element(By.ID, 'jp-main-statusbar').text!r}; outputs: {outputs!r}"
+    )
+
+
 def _click_image_pixel(browser, canvas, x: int, y: int) -> None:
     box = browser.execute_script("return arguments[0].getBoundingClientRect()", canvas)
     dx = (x + 0.5) / SHAPE[1] * box["width"] - box["width"] / 2
@@ -149,9 +173,7 @@ def test_a_click_in_jupyterlab_marks_that_pixel_and_save_writes_it(lab, browser)
     wait = WebDriverWait(browser, 180)
     browser.get(f"{url}/lab/tree/annotate.ipynb")
     wait.until(lambda b: "| Idle" in b.find_element(By.ID, "jp-main-statusbar").text)
-    wait.until(_clicked(By.CSS_SELECTOR, '.jp-NotebookPanel-toolbar [data-jp-item-name="run"]'))
-
-    canvas = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".jp-OutputArea canvas"))[0]
+    canvas = _run_until_canvas(browser)
     wait.until(lambda b: b.execute_script("return arguments[0].width", canvas) == SHAPE[1])
     _click_image_pixel(browser, canvas, 120, 90)
     wait.until(lambda b: "1 crystals" in b.find_element(By.CSS_SELECTOR, ".jp-OutputArea").text)
