@@ -28,7 +28,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.remote._scratch import scratch_config, write_synthetic_images
@@ -148,17 +150,14 @@ def _round_trip(
     say: Callable[[str], None],
 ) -> list[dict]:
     from workbench.remote import client, counting, review, tools
-    from workbench.remote.admin import add_researcher, admin_login
+    from workbench.remote.admin import AdminSession, add_researcher, admin_login
     from workbench.remote.upload import upload_folder
 
     password = secrets.token_urlsafe(18)
-    admins = {}
-    for config in configs:
+
+    def prepare(index: int, config: DatasiteConfig) -> AdminSession:
         folder = write_synthetic_images(
-            root / f"{config.name}-images",
-            config.camera,
-            counts[config.camera],
-            seed=len(admins) * 1000,
+            root / f"{config.name}-images", config.camera, counts[config.camera], index * 1000
         )
         admin = admin_login(config)
         add_researcher(admin, RESEARCHER, "Demo researcher", password, "University")
@@ -167,7 +166,11 @@ def _round_trip(
             f"{config.name}: uploaded {summary.images} {config.camera} images "
             f"({summary.megabytes:.0f} MB, {summary.assets} asset(s)) in {summary.seconds:.1f} s"
         )
-        admins[config.name] = admin
+        return admin
+
+    # The factories are independent: each is made ready in its own thread (its images
+    # drawn, its admin logged in, its researcher added, its upload sent).
+    admins = dict(zip([c.name for c in configs], _each_at_once(prepare, configs), strict=True))
 
     researcher = client.login(configs, RESEARCHER, password)
     client.submit(researcher, counting.count_crystals, DATASET)
@@ -212,6 +215,21 @@ def _round_trip(
         tools.adopt(config, manifest.name, manifest.version)
     say(f"researcher published tool {manifest.name} {manifest.version}; both admins adopted it")
     return rows
+
+
+def _each_at_once(work: Callable[[int, Any], Any], items: list) -> list:
+    """``[work(i, item) for i, item in enumerate(items)]``, each call in its own thread.
+
+    An error (the first in `items` order) is raised as soon as it is known, as is
+    Ctrl-C; calls still running are then left to end on their own (the datasites they
+    talk to are stopped on the way out, which ends them).
+    """
+    pool = ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="demo-factory")
+    try:
+        futures = [pool.submit(work, index, item) for index, item in enumerate(items)]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _demo_config(root: Path, shipped_name: str, extra: str = "") -> DatasiteConfig:
