@@ -220,9 +220,9 @@ def _round_trip(
 def _each_at_once(work: Callable[[int, Any], Any], items: list) -> list:
     """``[work(i, item) for i, item in enumerate(items)]``, each call in its own thread.
 
-    An error (the first in `items` order) is raised as soon as it is known, as is
-    Ctrl-C; calls still running are then left to end on their own (the datasites they
-    talk to are stopped on the way out, which ends them).
+    Results are collected in `items` order, so an error is raised once the calls
+    before it have ended; Ctrl-C at once. Calls still running are then left to end on
+    their own (the datasites they talk to are stopped on the way out, which ends them).
     """
     pool = ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="demo-factory")
     try:
