@@ -56,10 +56,28 @@ def label_maxima(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarr
     return maxima[1:]
 
 
+def label(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarray, int]:
+    """Connected components of `mask`: an int32 label image and the number of labels.
+
+    The same labels as ``scipy.ndimage.label`` (numbered in raster order of each
+    component's first pixel), about twice as fast: a frame's pipeline labels a dozen
+    masks. `connectivity` is 8 (``structure=np.ones((3, 3))``) or 4 (scipy's default).
+
+    Examples
+    --------
+    >>> labels, count = label(np.array([[1, 0, 1], [0, 1, 0]], bool))
+    >>> count, label(np.array([[1, 0, 1], [0, 1, 0]], bool), connectivity=4)[1]
+    (1, 3)
+    """
+    count, labels = cv2.connectedComponentsWithAlgorithm(
+        mask.astype(np.uint8), connectivity, cv2.CV_32S, cv2.CCL_WU  # raster order, as scipy
+    )
+    return labels, count - 1
+
+
 def components(mask: np.ndarray) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
     """(bounding box, component mask within it) for each 8-connected component."""
-    labelled, _ = ndi.label(mask, structure=np.ones((3, 3), bool))
-    yield from labelled_boxes(labelled)
+    yield from labelled_boxes(label(mask)[0])
 
 
 def labelled_boxes(labels: np.ndarray) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:

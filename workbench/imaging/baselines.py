@@ -29,6 +29,7 @@ from skimage.feature import blob_log
 from skimage.filters import threshold_otsu
 
 from workbench.camera import CameraProfile
+from workbench.imaging._morphology import label
 from workbench.imaging.detections import Detections, detections_from_labels
 from workbench.imaging.working_scale import reduce_to_working_scale
 
@@ -53,7 +54,7 @@ def detect_otsu(image: np.ndarray, camera: CameraProfile) -> Detections:
     if float(work.max() - work.min()) < 1e-6:
         return detections_from_labels(np.zeros(work.shape, np.int32), np.zeros(0, int), scale)
     dark = ndi.binary_fill_holes(work < threshold_otsu(work))
-    labels, count = ndi.label(dark, structure=np.ones((3, 3), bool))
+    labels, count = label(dark)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = np.flatnonzero(sizes >= OTSU_MIN_SIZE_PX)
     keep = keep[keep > 0]

@@ -47,6 +47,7 @@ from workbench.imaging._morphology import (
     fill_holes,
     filled,
     grown,
+    label,
     label_maxima,
     rims,
 )
@@ -329,17 +330,17 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
     # Where rims of overlapping crystals cross, dark spots survive the opening; but they
     # are a small part of the web of rims they sit in, while an opaque object is most
     # of the dark region around it.
-    dark_labels, _ = ndi.label(darkness > params.rim_darkness, structure=np.ones((3, 3), bool))
+    dark_labels, _ = label(darkness > params.rim_darkness)
     dark_areas = np.bincount(dark_labels.ravel())
     dark_boxes = ndi.find_objects(dark_labels)
     for box, component in components(core):
         area = component.sum()
         if area < min_area or darkness[box][component].mean() < params.opaque_mean_darkness:
             continue
-        label = dark_labels[box][component][0]
-        if area < params.opaque_min_share * dark_areas[label]:
+        region = dark_labels[box][component][0]
+        if area < params.opaque_min_share * dark_areas[region]:
             continue
-        surrounding = dark_labels[dark_boxes[label - 1]] == label
+        surrounding = dark_labels[dark_boxes[region - 1]] == region
         kind, margin = _opaque_kind(component, box, darkness, px_per_um, params, surrounding)
         if kind is None:
             continue
@@ -532,7 +533,7 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
     """
     solid = filled(traced)
     max_width = params.fibre_max_width_um * px_per_um
-    labelled, count = ndi.label(solid, structure=np.ones((3, 3), bool))
+    labelled, count = label(solid)
     if count == 0:
         return
     thickness = 2.0 * label_maxima(depth(solid), labelled, count)

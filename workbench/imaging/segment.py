@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 from workbench.camera import CameraProfile
 from workbench.imaging._morphology import (
@@ -52,6 +51,7 @@ from workbench.imaging._morphology import (
     disk,
     extent,
     filled,
+    label,
     label_sums,
     labelled_boxes,
     rims,
@@ -157,7 +157,7 @@ def segment_particles(
     smooth = cv2.GaussianBlur(darkness, (0, 0), params.faint_sigma_um * px)
     # Rim fragments without a face (blurred crystals, specks) join the faint blobs.
     faint = ((smooth > params.faint_darkness) | solid) & ~keep_out & (labels == 0)
-    faint_labels, _ = ndi.label(faint, structure=np.ones((3, 3), bool))
+    faint_labels, _ = label(faint)
 
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
@@ -271,7 +271,7 @@ def sharp_particle_features(
     """
     strong, traced = rims(darkness, params.rim_darkness, params.weak_rim_darkness)
     solid = filled(traced)
-    particle_labels, count = ndi.label(solid, structure=np.ones((3, 3), bool))
+    particle_labels, count = label(solid)
     # A crystal encloses an interior: inside its strong rims (a dark crystal), or inside
     # its traced rims (a light crystal with a faint edge). Specks and lines enclose none.
     enclosed = (filled(strong) & ~strong) | (solid & ~traced)
@@ -371,7 +371,7 @@ def _exclusive_faces(
     crystal.
     """
     rim_darkness, min_share, lens_ratio = view
-    face_labels, face_count = ndi.label(solid & ~(darkness > rim_darkness))
+    face_labels, face_count = label(solid & ~(darkness > rim_darkness), connectivity=4)
     area = np.bincount(face_labels.ravel(), minlength=face_count + 1)
     large = area >= max(params.face_min_area_um2 * px * px, min_share * typical)
     large[0] = False
