@@ -503,9 +503,13 @@ def _cut_bubble_shaped(filled: np.ndarray, box, shape, params: ClassicalParams) 
     low, high = np.percentile(distances, [5, 95])
     if low < params.bubble_min_circularity * high:
         return False
-    rows, cols = np.ogrid[: shape[0], : shape[1]]
-    circle = (cols - centre[0]) ** 2 + (rows - centre[1]) ** 2 <= c + centre @ centre
-    return float(filled.sum()) >= params.bubble_min_roundness * float(circle.sum())
+    radius = float(np.sqrt(max(c + centre @ centre, 0.0)))
+    # The circle's pixels inside the frame, counted over its bounding box only.
+    top, left = (max(int(v - radius), 0) for v in centre[::-1])
+    bottom, right = (min(int(v + radius) + 2, n) for v, n in zip(centre[::-1], shape, strict=True))
+    rows, cols = np.ogrid[top:bottom, left:right]
+    inside_frame = int(((cols - centre[0]) ** 2 + (rows - centre[1]) ** 2 <= radius**2).sum())
+    return inside_frame > 0 and float(filled.sum()) >= params.bubble_min_roundness * inside_frame
 
 
 def _touches_edge(box, shape) -> list[bool]:
