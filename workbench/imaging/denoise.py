@@ -555,6 +555,8 @@ def _dark_lines(traced: np.ndarray, px_per_um: float, params: ClassicalParams):
     found = np.zeros(shape, bool)
     # Lazily, so that each later mask is searched only where no earlier one found a line.
     for box, component in (c for mask in candidates for c in components(mask & ~found)):
+        if np.hypot(box[0].stop - box[0].start, box[1].stop - box[1].start) < min_length:
+            continue  # shorter than its box's diagonal, so shorter than a line's minimum
         length, width = extent(component)
         thick = 2.0 * depth(component).max()
         # Crystals are at most about 3 times longer than wide; fibres far more.

@@ -136,10 +136,15 @@ def detections_from_labels(
     ([[7.5, 5.5]], [32.0])
     """
     count = len(members)
-    rows, cols = np.indices(labels.shape)
-    pixels = np.maximum(label_sums(np.ones(labels.shape), labels, count), 1.0)
+    inside = labels > 0
+    rows, cols = np.nonzero(inside)  # particle pixels only: most of a frame is background
+    inner = labels[inside]
+    pixels = np.maximum(label_sums(inside, labels, count), 1.0)
     centres = np.column_stack(
-        [label_sums(cols, labels, count) / pixels, label_sums(rows, labels, count) / pixels]
+        [
+            label_sums(cols.astype(float), inner, count) / pixels,
+            label_sums(rows.astype(float), inner, count) / pixels,
+        ]
     )
     if areas is None:
         areas = pixels

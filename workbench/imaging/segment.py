@@ -157,13 +157,15 @@ def segment_particles(
     smooth = cv2.GaussianBlur(darkness, (0, 0), params.faint_sigma_um * px)
     # Rim fragments without a face (blurred crystals, specks) join the faint blobs.
     faint = ((smooth > params.faint_darkness) | solid) & ~keep_out & (labels == 0)
-    faint_labels, _ = label(faint)
+    faint_labels, faint_count = label(faint)
 
     members_list, areas_list = list(members), list(areas)
     artifacts: list[Artifact] = []
     artifact_labels = np.zeros(flat.shape, np.int32)
     enclosing = labels > 0 if removal is None else (labels > 0) | removal.mask
-    for box, component in labelled_boxes(faint_labels):
+    for _, box, component in labelled_boxes(
+        faint_labels, ~_faint_noise(faint_labels, faint_count, darkness, near_lines, px, params)
+    ):
         rows, cols = np.nonzero(component)
         centroid = (float(cols.mean() + box[1].start), float(rows.mean() + box[0].start))
         if enclosing[round(centroid[1]), round(centroid[0])]:
@@ -328,7 +330,7 @@ def _outlines(
     count = int(labels.max())
     dents, shallow, perimeters = np.zeros(count, int), np.zeros(count, int), np.zeros(count)
     smoothing = disk(params.speck_radius_um * px)
-    for index, (_, region) in enumerate(labelled_boxes(labels)):
+    for index, _, region in labelled_boxes(labels):
         outline = np.pad(region, 3).astype(np.uint8)
         contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         perimeters[index] = cv2.arcLength(max(contours, key=len), True)
@@ -378,18 +380,38 @@ def _exclusive_faces(
     reach = int(round(params.lens_neighbour_um * px))
     across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     counts = np.zeros(int(labels.max()), int)
-    for index, (box, region) in enumerate(labelled_boxes(labels)):
-        if not agglomerated[index]:
-            continue
+    for index, box, region in labelled_boxes(labels, agglomerated):
         faces = np.where(region, face_labels[box], 0)
-        for face in np.unique(faces):
-            if not large[face]:
-                continue
+        present = np.flatnonzero(np.bincount(faces.ravel()))  # np.unique, without a sort
+        for face in present[large[present]]:
             around = cv2.dilate((faces == face).astype(np.uint8), across_rim).astype(bool)
-            neighbours = np.unique(faces[around])
-            larger = large[neighbours] & (area[neighbours] >= lens_ratio * area[face])
-            counts[index] += int(larger.sum() < 2)
+            nearby = faces[around]
+            larger = nearby[large[nearby] & (area[nearby] >= lens_ratio * area[face])]
+            # A lens has two distinct larger neighbours; all pixels of one face is one.
+            counts[index] += int(larger.size == 0 or bool((larger == larger[0]).all()))
     return counts
+
+
+def _faint_noise(
+    faint_labels: np.ndarray,
+    count: int,
+    darkness: np.ndarray,
+    near_lines: np.ndarray,
+    px: float,
+    params: ClassicalParams,
+) -> np.ndarray:
+    """Per faint blob, whether :func:`_faint_kind` would call it NOISE for its size and
+    darkness alone: too small for a crystal, too light for dust, away from any line.
+
+    A frame has a thousand such specks of noise; deciding them all at once, with
+    counts over masks, saves most of the per-blob work.
+    """
+    faint = faint_labels > 0
+    area = label_sums(faint, faint_labels, count)
+    dark = label_sums(faint & (darkness >= params.dust_min_darkness), faint_labels, count) > 0
+    near_line = label_sums(near_lines, faint_labels, count) > 0
+    smallest = min(params.faint_min_area_um2, params.faint_crystal_min_area_um2) * px * px
+    return (area < smallest) & ~dark & ~near_line
 
 
 def _faint_kind(
