@@ -107,3 +107,21 @@ def test_train_command_writes_a_checkpoint_and_resumes_from_it(tmp_path):
     assert state["step"] == 4
     steps_logged = [json.loads(line)["step"] for line in (tmp_path / "train_log.jsonl").open()]
     assert steps_logged[-1] == 4
+
+
+def test_bfloat16_counts_as_float32_and_unknown_precisions_are_refused():
+    # bfloat16 is what `precision="auto"` picks on CPUs that compute it natively; it
+    # must give the float count (emulated here where the CPU lacks it: slower, same).
+    sample = synthesize("legacy", seed=5, density_per_mm2=40.0, shape=(320, 480))
+    gray = to_gray_float(sample.image)
+    counts = {
+        precision: int(
+            detections_from_maps(
+                predict_maps(load_counter(precision=precision), gray, 2.0)
+            ).members.sum()
+        )
+        for precision in ("float32", "bfloat16")
+    }
+    assert abs(counts["bfloat16"] - counts["float32"]) <= 1, counts
+    with pytest.raises(WorkbenchError, match="precision 'half'"):
+        load_counter(precision="half")

@@ -19,6 +19,11 @@ shipped weights were trained on and how they score: ``weights/MODEL_CARD.md``.
 The shipped weights (``weights/counter.pt``) are checked against the sha256 recorded
 beside them (``weights/counter.json``) every time they are loaded.
 
+On a CPU that computes bfloat16 natively (AVX512-BF16 or AMX), the network runs in
+bfloat16 (``precision="auto"``): 2.5x faster for a whole 12 MP frame, and the same
+count within a crystal or two on the frames measured (``precision="float32"`` gives
+the exact float result everywhere).
+
 Examples
 --------
 >>> import numpy as np
@@ -57,6 +62,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "counter.pt"
 # One tile holds a whole working-scale frame of either camera (hires: 1280 x 960);
 # larger images are cut into tiles so that memory stays bounded.
+PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_TILE = 1280
 DEFAULT_OVERLAP = 128
 
@@ -75,12 +81,15 @@ class CrystalCounter:
         Weights file it was loaded from.
     sha256 : str
         Checksum of that file (verified).
+    precision : torch.dtype
+        ``torch.bfloat16`` or ``torch.float32``: what the convolutions compute in.
     """
 
     net: CounterNet
     device: torch.device
     path: Path
     sha256: str
+    precision: torch.dtype = torch.float32
 
 
 @dataclass
@@ -137,7 +146,9 @@ def save_weights(net: CounterNet, path: str | Path, card: dict | None = None) ->
     return path
 
 
-def load_counter(path: str | Path | None = None, device: str = "auto") -> CrystalCounter:
+def load_counter(
+    path: str | Path | None = None, device: str = "auto", precision: str = "auto"
+) -> CrystalCounter:
     """Load weights (the shipped ones by default) after checking their sha256.
 
     Parameters
@@ -147,6 +158,8 @@ def load_counter(path: str | Path | None = None, device: str = "auto") -> Crysta
         one); its sidecar ``<stem>.json`` must record its sha256.
     device : {"auto", "cpu", "cuda"}
         ``auto`` uses a GPU when one is present.
+    precision : {"auto", "float32", "bfloat16"}
+        See :func:`resolve_precision`.
 
     Raises
     ------
@@ -163,10 +176,11 @@ def load_counter(path: str | Path | None = None, device: str = "auto") -> Crysta
     path = Path(path) if path is not None else SHIPPED_WEIGHTS
     net, actual = load_network(path)
     target = resolve_device(device)
+    dtype = resolve_precision(precision, target)
     net = fused_for_inference(net).to(target, memory_format=torch.channels_last)
     if "OMP_NUM_THREADS" not in os.environ:  # an explicit thread count wins
         torch.set_num_threads(_available_cpus())
-    return CrystalCounter(net=net, device=target, path=path, sha256=actual)
+    return CrystalCounter(net=net, device=target, path=path, sha256=actual, precision=dtype)
 
 
 def load_network(path: str | Path) -> tuple[CounterNet, str]:
@@ -341,10 +355,12 @@ def _forward(counter: CrystalCounter, window: np.ndarray) -> np.ndarray:
     x = torch.zeros((1, 1, padded_rows, padded_cols))
     x[0, 0, :rows, :cols] = torch.from_numpy(window)
     x = x.to(counter.device, memory_format=torch.channels_last)
-    out = counter.net(x)[0]
+    reduced = counter.precision != torch.float32
+    with torch.autocast(counter.device.type, dtype=counter.precision, enabled=reduced):
+        out = counter.net(x)[0].float()
     heat = out[:1].clamp_(min=0.0)
     probabilities = torch.softmax(out[1:], dim=0)
-    return torch.cat([heat, probabilities])[:, :rows, :cols].float().cpu().numpy()
+    return torch.cat([heat, probabilities])[:, :rows, :cols].cpu().numpy()
 
 
 def _spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -372,6 +388,30 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise WorkbenchError(f"device {device!r}: choose auto, cpu or cuda")
     return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype the network computes in: ``auto`` -> bfloat16 on a CPU that computes it
+    natively (AVX512-BF16 or AMX tiles; elsewhere bfloat16 is emulated and slower),
+    else float32; checks the name.
+
+    Examples
+    --------
+    >>> resolve_precision("float32", torch.device("cpu"))
+    torch.float32
+    >>> resolve_precision("auto", torch.device("cuda"))
+    torch.float32
+    """
+    if precision not in PRECISIONS:
+        raise WorkbenchError(f"precision {precision!r}: choose auto, float32 or bfloat16")
+    if precision == "auto":
+        native = device.type == "cpu" and any(
+            # Private probes (torch 2.13) that say what the CPU computes natively.
+            getattr(torch.cpu, probe, lambda: False)()
+            for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        )
+        return torch.bfloat16 if native else torch.float32
+    return PRECISIONS[precision]
 
 
 def _available_cpus() -> int:
