@@ -216,6 +216,26 @@ def test_the_dark_outline_of_an_elongated_crystal_is_not_a_fibre():
     assert remove_imperfections(prism, 2.0, without).removed["fibre"] == 1
 
 
+def test_the_dark_walls_of_a_chain_of_crystals_are_not_a_fibre():
+    # A bent chain of three 44 x 32 µm crystals (2 µm/px): thin closed rims, and thick
+    # dark walls along one side of each, joined into an open dark line 150 µm long and
+    # 6 µm thick, as long and thin as a fibre. It borders the faces of three crystals.
+    flat = _blank()
+    corners = [(120, 180), (142, 192), (164, 204)]
+    for x0, y0 in corners:
+        cv2.rectangle(flat, (x0, y0), (x0 + 22, y0 + 16), 0.6, 1)
+    walls = [[x0 + dx, y0 + dy] for x0, y0 in corners for dx, dy in ((0, 0), (22, 0), (22, 12))]
+    cv2.polylines(flat, [np.array(walls, np.int32)], False, 0.3, 3)
+    removal = remove_imperfections(flat, 2.0)
+    assert removal.removed["fibre"] == 0, removal.removed
+    assert segment_particles(removal.cleaned, 2.0, removal)[1].tolist() == [3]
+    # Without the rule, the walls were painted over as fibres and no crystal was left.
+    without = replace(DEFAULT_PARAMS, wall_min_faces=0)
+    removal = remove_imperfections(flat, 2.0, without)
+    assert removal.removed["fibre"] >= 1
+    assert segment_particles(removal.cleaned, 2.0, removal, without)[1].sum() == 0
+
+
 def test_a_crystals_dark_side_wall_is_not_a_fibre():
     # A tilted block: thin rims, and one steep side face imaged as a short dark bar
     # (24 px, 48 µm, at 2 µm/px: shorter than any fibre).

@@ -79,6 +79,14 @@ class ClassicalParams:
         Nor is an opaque core a fibre or debris when the rim-dark region around it is
         such an outline: the dark side wall or face of a thick prism, inside the prism's
         rims. False turns this test off.
+    wall_min_faces : int
+        Nor is a thin dark component a fibre when at least this many crystal faces,
+        enclosed by the rim-dark region around it, border it: the thick walls of a
+        chain of crystals (two or more faces), which is long and thin like a fibre.
+        A fibre touching a crystal borders one face at most; a hollow fibre's light
+        axis is no face (too long for its width). 0 turns this test off.
+    face_max_aspect : float
+        A crystal face is at most this many times longer than wide.
     bubble_min_diameter_um : float
         Smallest air bubble.
     bubble_ring_darkness : float
@@ -167,6 +175,11 @@ class ClassicalParams:
         (at most 0.56 of it in the middle on the training renderer's frames, 0.90
         on the held-out renderer's), a grey particle flat or darkest in its middle
         (0.94-1.0).
+    grey_debris_max_darkness : float
+        Grey debris is at most this dark at its darkest. A darker blob is opaque, and
+        the opaque tests (:mod:`workbench.imaging.denoise`) have judged it already: a
+        dark crystal, left for the segmentation by its bright halo, is as dark in its
+        middle as grey debris.
     faint_line_max_width_um : float
         A faint scratch is at most this thick.
     faint_line_min_solidity : float
@@ -196,6 +209,8 @@ class ClassicalParams:
     debris_max_hole_share: float = 0.05
     crystal_outline_min_solidity: float = 0.85
     within_crystal_outline: bool = True
+    wall_min_faces: int = 2
+    face_max_aspect: float = 3.0
     halo_reach_um: float = 3.0
     bubble_min_diameter_um: float = 50.0
     bubble_ring_darkness: float = 0.25
@@ -230,6 +245,7 @@ class ClassicalParams:
     hollow_share: float = 0.5
     speck_centre_share: float = 0.8
     debris_centre_share: float = 0.93
+    grey_debris_max_darkness: float = 0.6
     faint_line_max_width_um: float = 32.0
     faint_line_min_solidity: float = 0.75
     blur_reach_um: float = 6.0

@@ -49,6 +49,7 @@ from workbench.imaging._morphology import (
     grown,
     label,
     label_maxima,
+    labelled_boxes,
     rims,
 )
 from workbench.imaging.classical_params import DEFAULT_PARAMS, ClassicalParams
@@ -340,8 +341,11 @@ def _opaque_objects(darkness: np.ndarray, px_per_um: float, params: ClassicalPar
         region = dark_labels[box][component][0]
         if area < params.opaque_min_share * dark_areas[region]:
             continue
-        surrounding = dark_labels[dark_boxes[region - 1]] == region
-        kind, margin = _opaque_kind(component, box, darkness, px_per_um, params, surrounding)
+        around = dark_boxes[region - 1]
+        surrounding = dark_labels[around] == region
+        kind, margin = _opaque_kind(
+            component, box, darkness, px_per_um, params, surrounding, around
+        )
         if kind is None:
             continue
         outer = grown(box, shape, margin + 1)
@@ -358,6 +362,7 @@ def _opaque_kind(
     px_per_um: float,
     params: ClassicalParams,
     surrounding: np.ndarray,
+    surrounding_box: tuple[slice, slice],
 ) -> tuple[str | None, int]:
     """Classify one opaque component; also return the margin to grow it by (px).
 
@@ -366,8 +371,10 @@ def _opaque_kind(
     (dark walls around a clear face): None, it is left for the crystal segmentation.
     Debris is dark throughout, compact, and without the bright halo of a crystal.
     A dark component is no fibre or debris when it, or the rim-dark region
-    `surrounding` it (a mask over that region's box), is the outline of a crystal: the
-    dark side wall or face of a thick prism lies within the prism's rims.
+    `surrounding` it (a mask over that region's box, `surrounding_box`), is the outline
+    of a crystal: the dark side wall or face of a thick prism lies within the prism's
+    rims. Nor is it a fibre when it borders the faces of several crystals: the walls of
+    a chain of them.
     """
     shape = darkness.shape
     filled = _filled(component, box, shape)
@@ -384,6 +391,7 @@ def _opaque_kind(
         and 2.0 * depth(component).max() <= params.fibre_max_width_um * px_per_um
         and not _crystal_outline(component, filled, params)
         and not within_outline()
+        and not _walls_of_crystals(component, box, surrounding, surrounding_box, px_per_um, params)
     ):
         # Shorter dark bars are the steep side walls of crystals, not fibres.
         return ("fibre", 2) if length >= params.fibre_min_length_um * px_per_um else (None, 0)
@@ -405,6 +413,39 @@ def _opaque_kind(
     if _halo_darkness(component, box, darkness, px_per_um, params) < params.debris_max_halo:
         return None, 0  # a dark crystal: it bends light into a bright line around it
     return "debris", 2
+
+
+def _walls_of_crystals(
+    component: np.ndarray,
+    box: tuple[slice, slice],
+    surrounding: np.ndarray,
+    surrounding_box: tuple[slice, slice],
+    px_per_um: float,
+    params: ClassicalParams,
+) -> bool:
+    """Whether at least ``params.wall_min_faces`` crystal faces border a dark component:
+    lighter regions enclosed by the rim-dark region `surrounding` it (which holds the
+    component), each at least a smallest crystal in area and compact."""
+    if params.wall_min_faces <= 0:
+        return False
+    near = np.zeros(surrounding.shape, np.uint8)
+    inner = tuple(
+        slice(b.start - o.start, b.stop - o.start)
+        for b, o in zip(box, surrounding_box, strict=True)
+    )
+    near[inner] = component
+    near = cv2.dilate(near, disk(2)).astype(bool)
+    smallest = np.pi / 4 * (params.crystal_min_diameter_um * px_per_um) ** 2
+    faces = 0
+    holes, _ = label(fill_holes(surrounding) & ~surrounding, connectivity=4)
+    for _, face_box, face in labelled_boxes(holes):
+        if face.sum() < smallest or not near[face_box][face].any():
+            continue
+        length, width = extent(face)
+        faces += int(length < params.face_max_aspect * width)
+        if faces >= params.wall_min_faces:
+            return True
+    return False
 
 
 def _halo_darkness(

@@ -449,7 +449,7 @@ def _faint_kind(
         and centre >= params.speck_centre_share * peak
     ):
         return "dust"
-    if centre >= params.debris_centre_share * peak:
+    if centre >= params.debris_centre_share * peak and peak <= params.grey_debris_max_darkness:
         return "debris"  # flat or darkest in its middle: no blurred rim
     thickness = 2.0 * depth(component).max()
     if (
