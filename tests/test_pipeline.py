@@ -169,3 +169,22 @@ def test_a_faint_ring_around_a_crystal_is_its_halo_not_more_crystals():
     image -= 0.12 * ring
     report = analyze(image, "legacy", method="classical")
     assert report.count == 1 and report.particles == 1, report
+
+
+def test_grey_debris_is_not_a_blurred_crystal():
+    # Beside a sharp crystal: a lobed grey particle (35 % dark, flat, soft edges) and a
+    # crystal out of focus (a blurred outline, darkest along its rim). The grey particle
+    # is as dark in its middle as anywhere: debris. Without the rule it was counted as
+    # three blurred crystals from its area.
+    image = np.full((256, 384), 0.8, np.float32)
+    cv2.polylines(image, [np.array([[60, 110], [96, 112], [94, 146], [58, 144]])], True, 0.45, 1)
+    grey, blurred = np.zeros_like(image), np.zeros_like(image)
+    for centre in ((200, 120), (214, 132), (204, 142)):
+        cv2.circle(grey, centre, 13, 1.0, -1)
+    cv2.rectangle(blurred, (290, 110), (326, 140), 1.0, 3)
+    image *= 1.0 - 0.35 * cv2.GaussianBlur(grey, (0, 0), 2.0)
+    image *= 1.0 - 0.3 * cv2.GaussianBlur(blurred, (0, 0), 3.0)
+    report = analyze(image, "legacy", method="classical")
+    assert (report.count, report.removed["debris"]) == (2, 1), report
+    without = replace(DEFAULT_PARAMS, debris_centre_share=2.0)
+    assert detect_crystals(image, get_camera("legacy"), without).members.sum() == 5
