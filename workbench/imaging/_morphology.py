@@ -117,6 +117,19 @@ def grown(box: tuple[slice, slice], shape: tuple[int, int], margin: int) -> tupl
     )
 
 
+def within(box: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
+    """`box` in the coordinates of the larger box `outer` that holds it.
+
+    Examples
+    --------
+    >>> within((slice(5, 8), slice(2, 4)), (slice(3, 10), slice(0, 6)))
+    (slice(2, 5, None), slice(2, 4, None))
+    """
+    return tuple(
+        slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer, strict=True)
+    )
+
+
 def depth(mask: np.ndarray) -> np.ndarray:
     """Distance of each pixel of `mask` to the nearest pixel outside it (frame edge = outside)."""
     padded = np.pad(mask, 1).astype(np.uint8)

@@ -51,6 +51,7 @@ from workbench.imaging._morphology import (
     label_maxima,
     labelled_boxes,
     rims,
+    within,
 )
 from workbench.imaging.classical_params import DEFAULT_PARAMS, ClassicalParams
 from workbench.imaging.detections import Artifact, count_by_kind
@@ -429,11 +430,7 @@ def _walls_of_crystals(
     if params.wall_min_faces <= 0:
         return False
     near = np.zeros(surrounding.shape, np.uint8)
-    inner = tuple(
-        slice(b.start - o.start, b.stop - o.start)
-        for b, o in zip(box, surrounding_box, strict=True)
-    )
-    near[inner] = component
+    near[within(box, surrounding_box)] = component
     near = cv2.dilate(near, disk(2)).astype(bool)
     smallest = np.pi / 4 * (params.crystal_min_diameter_um * px_per_um) ** 2
     faces = 0
@@ -456,10 +453,7 @@ def _halo_darkness(
     reach = max(1, int(round(params.halo_reach_um * px_per_um)))
     outer = grown(box, darkness.shape, reach + 3)
     inside = np.zeros(darkness[outer].shape, np.uint8)
-    within = tuple(
-        slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer, strict=True)
-    )
-    inside[within] = component
+    inside[within(box, outer)] = component
     near = cv2.dilate(inside, disk(2)).astype(bool)
     ring = cv2.dilate(near.astype(np.uint8), disk(reach)).astype(bool) & ~near
     return float(np.percentile(darkness[outer][ring], 25)) if ring.any() else 0.0

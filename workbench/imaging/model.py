@@ -60,9 +60,9 @@ from workbench.imaging.detections import Detections, detections_from_labels
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "counter.pt"
+PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 # One tile holds a whole working-scale frame of either camera (hires: 1280 x 960);
 # larger images are cut into tiles so that memory stays bounded.
-PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_TILE = 1280
 DEFAULT_OVERLAP = 128
 
