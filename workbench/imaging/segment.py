@@ -377,11 +377,14 @@ def _exclusive_faces(
     area = np.bincount(face_labels.ravel(), minlength=face_count + 1)
     large = area >= max(params.face_min_area_um2 * px * px, min_share * typical)
     large[0] = False
-    reach = int(round(params.lens_neighbour_um * px))
-    across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    least_reach = int(round(params.lens_neighbour_um * px))
     counts = np.zeros(int(labels.max()), int)
     for index, box, region in labelled_boxes(labels, agglomerated):
         faces = np.where(region, face_labels[box], 0)
+        # Rims wider than thin ones push a lens's neighbours further away.
+        thicker = _rim_width(region, faces) - params.thin_rim_px
+        reach = least_reach + max(0, int(np.ceil(thicker)))
+        across_rim = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
         present = np.flatnonzero(np.bincount(faces.ravel()))  # np.unique, without a sort
         for face in present[large[present]]:
             around = cv2.dilate((faces == face).astype(np.uint8), across_rim).astype(bool)
@@ -390,6 +393,19 @@ def _exclusive_faces(
             # A lens has two distinct larger neighbours; all pixels of one face is one.
             counts[index] += int(larger.size == 0 or bool((larger == larger[0]).all()))
     return counts
+
+
+def _rim_width(region: np.ndarray, faces: np.ndarray) -> float:
+    """About the width in pixels of the rims of a particle (its pixels in no face),
+    from their median distance to the nearest pixel outside them.
+
+    A band ``w`` pixels wide has distances 1 to ``w / 2``, median about ``(w + 2) / 4``.
+    """
+    rim = np.pad(region & (faces == 0), 1).astype(np.uint8)
+    if not rim.any():
+        return 0.0
+    distances = cv2.distanceTransform(rim, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return 4.0 * float(np.median(distances[rim > 0])) - 2.0
 
 
 def _faint_noise(
