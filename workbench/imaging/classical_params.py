@@ -146,8 +146,8 @@ class ClassicalParams:
         Rims up to this wide (in pixels at working scale) are the thin rims that
         ``lens_neighbour_um`` was set for. Where a particle's rims are wider, the reach
         grows by the excess: the thick dark rims of crystals on the held-out renderer
-        (3-6 px at 2 µm/px, 2 on ours) hid a lens's neighbours, and the lens was counted
-        as a crystal. A large value turns this off.
+        (2-7 px at 2 µm/px, median 3.7; 2 on ours) hid a lens's neighbours, and the lens
+        was counted as a crystal. A large value turns this off.
     rim_reach_out_um : float
         A sharp particle's solid outline lies this far outside the crystal edge
         (fitted so that the median diameter is unbiased).
