@@ -130,10 +130,15 @@ def within(box: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice,
     )
 
 
-def depth(mask: np.ndarray) -> np.ndarray:
-    """Distance of each pixel of `mask` to the nearest pixel outside it (frame edge = outside)."""
+def depth(mask: np.ndarray, exact: bool = False) -> np.ndarray:
+    """Distance of each pixel of `mask` to the nearest pixel outside it (frame edge = outside).
+
+    OpenCV's 3 x 3 approximation by default (steps of 0.955 and 1.3693), or, with `exact`,
+    the exact Euclidean distance (slower).
+    """
     padded = np.pad(mask, 1).astype(np.uint8)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    precision = cv2.DIST_MASK_PRECISE if exact else 3
+    return cv2.distanceTransform(padded, cv2.DIST_L2, precision)[1:-1, 1:-1]
 
 
 def extent(component: np.ndarray) -> tuple[float, float]:
