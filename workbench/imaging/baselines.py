@@ -31,7 +31,7 @@ from skimage.filters import threshold_otsu
 from workbench.camera import CameraProfile
 from workbench.imaging._morphology import label
 from workbench.imaging.detections import Detections, detections_from_labels
-from workbench.imaging.working_scale import reduce_to_working_scale
+from workbench.imaging.working_scale import near_working_scale
 
 OTSU_MIN_SIZE_PX = 5  # ImageJ users set "size" to drop specks of a few pixels
 # Tuned for the best counting accuracy on synthetic legacy frames (seeds apart from the
@@ -50,7 +50,7 @@ def detect_otsu(image: np.ndarray, camera: CameraProfile) -> Detections:
     >>> detect_otsu(np.full((100, 100), 0.5, np.float32), get_camera("legacy")).members.size
     0
     """
-    work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
+    work, scale = near_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     if float(work.max() - work.min()) < 1e-6:
         return detections_from_labels(np.zeros(work.shape, np.int32), np.zeros(0, int), scale)
     dark = ndi.binary_fill_holes(work < threshold_otsu(work))
@@ -74,7 +74,7 @@ def detect_blob_log(image: np.ndarray, camera: CameraProfile) -> Detections:
     >>> len(detect_blob_log(image, get_camera("legacy")).members)
     1
     """
-    work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
+    work, scale = near_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     pixel_size_um = camera.pixel_size_um * scale
     background = cv2.GaussianBlur(work, (0, 0), 25.0 / pixel_size_um)
     deviation = cv2.GaussianBlur(np.abs(work / np.maximum(background, 1e-3) - 1.0), (0, 0), 1.0)

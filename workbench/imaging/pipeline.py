@@ -182,8 +182,8 @@ def analyze(
         an image from :func:`workbench.imaging.io.load_image`.
     camera : str or CameraProfile
         ``legacy`` (1280x1024 gray, 2 µm/px) or ``hires`` (12 MP RGB, 0.64 µm/px).
-        The classical method works on hires images too: it first reduces them to
-        about 2 µm/px (area averaging), where it was tuned.
+        The classical method works at any pixel size: it first brings images more
+        than 1.25x finer or coarser to about 2 µm/px, where it was tuned.
     pixel_size_um : float, optional
         Overrides the camera's pixel size.
     method : str

@@ -34,6 +34,7 @@ import numpy as np
 
 from workbench.camera import CameraProfile, get_camera
 from workbench.imaging.io import MAX_IMAGE_PIXELS, MIN_SIDE_PX
+from workbench.imaging.working_scale import WORKING_PIXEL_UM
 
 # Each limit below sits between the worst synthetic frame (80 frames of ``workbench
 # synth``: legacy and hires, default and wide domain, 5-60 crystals per mm², raw and
@@ -96,7 +97,6 @@ BACKGROUND_SIGMA_UM = 24.0
 # of its standard deviation.
 _SMOOTHED_NOISE_GAIN = 1.0 / (2.0 * np.sqrt(np.pi))
 _SAMPLE_PIXELS = 150_000  # pixels sampled for percentiles and clipping
-WORKING_PIXEL_UM = 2.0  # the classical counter's scale: rims are 1-2 pixels wide
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ from workbench.imaging.denoise import (
     remove_imperfections,
 )
 from workbench.imaging.detections import Artifact, Detections, detections_from_labels
-from workbench.imaging.working_scale import reduce_to_working_scale
+from workbench.imaging.working_scale import near_working_scale
 
 NOISE = "noise"  # a faint blob that is no object at all
 LINE_KINDS = ("fibre", "scratch")
@@ -88,7 +88,7 @@ def detect_crystals(
     -------
     Detections
     """
-    work, scale = reduce_to_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
+    work, scale = near_working_scale(np.asarray(image, np.float32), camera.pixel_size_um)
     pixel_size_um = camera.pixel_size_um * scale
     flat, _ = flatten_illumination(work)
     removal = remove_imperfections(denoise(flat), pixel_size_um, params)

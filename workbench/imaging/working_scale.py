@@ -4,10 +4,14 @@ Crystals are 12-120 µm across, so 2 µm per pixel resolves their rims while a 1
 ``hires`` frame (0.64 µm/px) shrinks 3.125x to 1280 x 960, which is what makes it
 cheap to count. Two resamplings, for two kinds of method:
 
-- :func:`reduce_to_working_scale` (classical method and baselines, tuned on legacy
-  frames at 2 µm/px): only images clearly finer than the working scale are
-  area-averaged down; coarser ones are used as they are, since enlarging adds no
-  information. Returns the scale actually applied.
+- :func:`near_working_scale` (classical method and baselines, tuned on legacy frames
+  at 2 µm/px): images within :data:`RESAMPLING_TOLERANCE` of the working scale are
+  used as they are (a slightly finer or coarser camera loses nothing); finer ones are
+  area-averaged down, coarser ones enlarged bilinearly. Enlarging adds no detail, but
+  the method's sizes in pixels (rim widths, closing and face areas) then mean what
+  they were tuned to mean: at 3 µm/px, counting unenlarged frames scored 91 % on our
+  renderer and 89 % on the held-out one, enlarged 99 % and 96 %. Returns the scale
+  actually applied.
 - :func:`resample_to_working_scale` (learned counter): every image, finer or coarser,
   is brought to exactly :data:`WORKING_PIXEL_UM`, so the network always sees crystals
   of the same size in pixels.
@@ -16,9 +20,9 @@ Examples
 --------
 >>> import numpy as np
 >>> from workbench.imaging.working_scale import (
-...     reduce_to_working_scale, resample_to_working_scale)
+...     near_working_scale, resample_to_working_scale)
 >>> frame = np.zeros((3000, 4000), np.float32)
->>> small, scale = reduce_to_working_scale(frame, pixel_size_um=0.64)
+>>> small, scale = near_working_scale(frame, pixel_size_um=0.64)
 >>> small.shape, scale
 ((960, 1280), 3.125)
 >>> resample_to_working_scale(np.zeros((100, 100), np.float32), pixel_size_um=4.0).shape
@@ -31,9 +35,12 @@ import cv2
 import numpy as np
 
 WORKING_PIXEL_UM = 2.0
-# The classical method keeps images up to this much finer than the working scale as
-# they are (legacy frames at 2 µm/px; a slightly finer camera loses nothing).
-MIN_REDUCTION = 1.25
+# The classical method uses images up to this factor finer or coarser than the
+# working scale as they are.
+RESAMPLING_TOLERANCE = 1.25
+# Enlarging stops at this many working pixels (eight 12 MP hires frames' worth at
+# working scale), so that a huge frame with coarse pixels cannot exhaust memory.
+MAX_ENLARGED_PIXELS = 10_000_000
 
 
 def pixels_per_working_pixel(pixel_size_um: float) -> float:
@@ -47,37 +54,43 @@ def pixels_per_working_pixel(pixel_size_um: float) -> float:
     return WORKING_PIXEL_UM / float(pixel_size_um)
 
 
-def reduce_to_working_scale(image: np.ndarray, pixel_size_um: float) -> tuple[np.ndarray, float]:
-    """Area-average `image` down to about :data:`WORKING_PIXEL_UM` per pixel if it is finer.
+def near_working_scale(image: np.ndarray, pixel_size_um: float) -> tuple[np.ndarray, float]:
+    """`image` resampled to about :data:`WORKING_PIXEL_UM` per pixel unless it is near it.
 
     Parameters
     ----------
-    image : ndarray, shape (H, W) or (H, W, C)
-        Any dtype cv2.resize takes; returned unchanged (same object) when not reduced.
+    image : ndarray, shape (H, W)
+        Gray image, any real dtype; returned unchanged (same object) when it is within
+        :data:`RESAMPLING_TOLERANCE` of the working scale.
     pixel_size_um : float
         Pixel side of `image` in µm.
 
     Returns
     -------
-    reduced : ndarray
-        The image at working scale, or `image` itself when it is less than
-        :data:`MIN_REDUCTION` times finer than the working scale.
+    resampled : ndarray
+        The image at working scale (float32), or `image` itself. Enlarging stops at
+        :data:`MAX_ENLARGED_PIXELS`.
     scale : float
-        Image pixels per pixel of `reduced` (>= 1), the actual ratio of the widths.
+        Image pixels per pixel of `resampled`, the actual ratio of the widths (> 1
+        when shrunk, < 1 when enlarged).
 
     Examples
     --------
     >>> image = np.ones((1024, 1280), np.float32)
-    >>> reduce_to_working_scale(image, 2.0)[1], reduce_to_working_scale(image, 3.0)[1]
+    >>> near_working_scale(image, 2.0)[1], near_working_scale(image, 2.4)[1]
     (1.0, 1.0)
+    >>> coarse, scale = near_working_scale(image, 3.0)
+    >>> coarse.shape, scale
+    ((1536, 1920), 0.6666666666666666)
     """
     factor = pixels_per_working_pixel(pixel_size_um)
-    if factor < MIN_REDUCTION:
+    rows, cols = image.shape[:2]
+    if factor < 1.0:
+        factor = min(1.0, max(factor, float(np.sqrt(rows * cols / MAX_ENLARGED_PIXELS))))
+    if 1.0 / RESAMPLING_TOLERANCE < factor < RESAMPLING_TOLERANCE:
         return image, 1.0
-    height, width = image.shape[:2]
-    size = (max(int(round(width / factor)), 1), max(int(round(height / factor)), 1))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return small, width / size[0]
+    resampled = resample_to_working_scale(image, WORKING_PIXEL_UM / factor)
+    return resampled, cols / resampled.shape[1]
 
 
 def resample_to_working_scale(gray: np.ndarray, pixel_size_um: float) -> np.ndarray:
