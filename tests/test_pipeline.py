@@ -12,10 +12,15 @@ import pytest
 from workbench.camera import get_camera
 from workbench.errors import WorkbenchError
 from workbench.imaging.classical_params import DEFAULT_PARAMS
+from workbench.imaging.denoise import denoise, flatten_illumination, remove_imperfections
 from workbench.imaging.io import load_image
 from workbench.imaging.measure import agglomeration_pct, csd_histogram, primary_diameters_um
 from workbench.imaging.pipeline import METHODS, analyze, guess_camera, resolve_method
-from workbench.imaging.segment import detect_crystals
+from workbench.imaging.segment import (
+    detect_crystals,
+    near_removed_lines,
+    sharp_particle_features,
+)
 from workbench.lab.evaluate import counting_accuracy, score_image, summarize
 from workbench.synth import synthesize
 
@@ -224,3 +229,22 @@ def test_a_lens_between_thick_rims_is_no_crystal_of_its_own():
     assert (report.count, report.particles) == (2, 1), report
     fixed_reach = replace(DEFAULT_PARAMS, thin_rim_px=100.0)
     assert detect_crystals(image, get_camera("legacy"), fixed_reach).members.sum() == 3
+
+
+def test_a_fibre_across_a_crystal_leaves_it_one_crystal():
+    # The fibre is painted over, but where it crossed the crystal's outline it leaves
+    # dents: read as an agglomerate, the crystal split into three along the fibre.
+    image = np.full((400, 500), 0.8, np.float32)
+    crystal = np.array([[200, 170], [260, 160], [270, 220], [210, 232]])
+    cv2.polylines(image, [crystal], True, 0.45, 2)
+    fibre = np.array([[40, 300], [150, 240], [330, 150], [460, 60]])
+    cv2.polylines(image, [fibre], False, 0.6, 5)
+    detections = detect_crystals(image, get_camera("legacy"))
+    assert detections.members.tolist() == [1]
+    assert "fibre" in {a.kind for a in detections.artifacts}
+    # The same particle with the fibre's surroundings not passed: its dents count.
+    removal = remove_imperfections(denoise(flatten_illumination(image)[0]), 2.0)
+    darkness = 1.0 - removal.cleaned
+    near = near_removed_lines(removal, darkness.shape, 0.5)
+    assert sharp_particle_features(darkness, 0.5, near)["concavities"].tolist() == [0]
+    assert sharp_particle_features(darkness, 0.5, None)["concavities"][0] > 0

@@ -168,7 +168,8 @@ class ClassicalParams:
         on the condenser, far out of focus: faint rings 1-4 % dark, as large as
         crystals (0.03 counted them).
     keep_out_um : float
-        Faint blobs this close to a sharp particle or a removed line are not searched.
+        Faint blobs this close to a sharp particle or a removed line are not searched;
+        a dent in a particle's outline this close to a removed line is the line's.
     dust_min_darkness : float
         A speck is clearly dark somewhere.
     hollow_share : float

@@ -292,7 +292,7 @@ def sharp_particle_features(
     lookup[kept] = np.arange(1, kept.size + 1)
     labels = lookup[particle_labels]
     raw_areas = label_sums(solid, labels, kept.size)
-    concavities, shallow_concavities, perimeters = _outlines(labels, px, params)
+    concavities, shallow_concavities, perimeters = _outlines(labels, px, near_lines, params)
     singles = raw_areas[concavities == 0]
     typical = float(np.median(singles)) if singles.size >= 5 else _typical_area(px, params)
     agglomerated = concavities > 0
@@ -320,17 +320,19 @@ def _typical_area(px: float, params: ClassicalParams) -> float:
 
 
 def _outlines(
-    labels: np.ndarray, px: float, params: ClassicalParams
+    labels: np.ndarray, px: float, near_lines: np.ndarray | None, params: ClassicalParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per particle, the dents in its outline deeper than ``params.concavity_min_um``
     and than ``params.shallow_concavity_um``, and the outline's length in pixels.
+    Dents whose deepest point lies in `near_lines` (around removed fibres and
+    scratches) are not counted.
 
     A crystal is convex; where two crystals of an agglomerate meet, the outline dents.
     """
     count = int(labels.max())
     dents, shallow, perimeters = np.zeros(count, int), np.zeros(count, int), np.zeros(count)
     smoothing = disk(params.speck_radius_um * px)
-    for index, _, region in labelled_boxes(labels):
+    for index, box, region in labelled_boxes(labels):
         outline = np.pad(region, 3).astype(np.uint8)
         contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         perimeters[index] = cv2.arcLength(max(contours, key=len), True)
@@ -349,6 +351,11 @@ def _outlines(
             continue
         if defects is not None:
             depths = defects[:, 0, 3] / 256.0
+            if near_lines is not None:
+                # A fibre across a crystal, painted over, leaves dents where it
+                # crossed the outline: those are the fibre's, not a second crystal's.
+                deepest = contour[defects[:, 0, 2], 0]  # (x, y) in the padded box
+                depths[np.pad(near_lines[box], 3)[deepest[:, 1], deepest[:, 0]]] = 0.0
             dents[index] = int((depths > params.concavity_min_um * px).sum())
             shallow[index] = int((depths > params.shallow_concavity_um * px).sum())
     return dents, shallow, perimeters
