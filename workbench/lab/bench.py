@@ -39,8 +39,9 @@ from workbench.lab.evaluate import ImageScore, score_image, summarize
 
 DENSITIES_PER_MM2 = (10.0, 25.0, 50.0)
 # Each camera at its profile's pixel size and at a finer one (the sizes the issue's
-# independent frames were taken at).
-PIXEL_SIZES_UM = {"legacy": (2.0, 0.8), "hires": (0.64, 0.3)}
+# independent frames were taken at); legacy also at 3 µm/px, the coarse end of the
+# wide domain (frames coarser than the working scale are enlarged to it).
+PIXEL_SIZES_UM = {"legacy": (2.0, 0.8, 3.0), "hires": (0.64, 0.3)}
 IMAGES_PER_CELL = {"legacy": 20, "hires": 5}
 QUICK_IMAGES_PER_CELL = {"legacy": 1, "hires": 1}
 QUICK_HIRES_DENSITY = 25.0  # --quick renders hires frames at this density only
@@ -57,7 +58,7 @@ def bench_plan(
     Examples
     --------
     >>> len(list(bench_plan())), len(list(bench_plan(quick=True)))
-    (12, 8)
+    (15, 11)
     >>> {n for *_, n in bench_plan(images_per_cell=3)}
     {3}
     """
