@@ -38,8 +38,8 @@ WORKING_PIXEL_UM = 2.0
 # The classical method uses images up to this factor finer or coarser than the
 # working scale as they are.
 RESAMPLING_TOLERANCE = 1.25
-# Enlarging stops at this many working pixels (eight 12 MP hires frames' worth at
-# working scale), so that a huge frame with coarse pixels cannot exhaust memory.
+# Enlarging stops at this many pixels (about eight times a 12 MP hires frame at
+# working scale, 1.2 MP), so that a huge frame with coarse pixels cannot exhaust memory.
 MAX_ENLARGED_PIXELS = 10_000_000
 
 
